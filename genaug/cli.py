@@ -1,0 +1,188 @@
+"""The ``genaug`` command line: thin over the library (parse -> config -> library call).
+
+Bad input ends with one sentence on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from genaug.errors import GenaugError
+
+EXIT_BAD_INPUT = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA if present), cpu or cuda (default: auto)"
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from genaug import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="genaug", description="Generative data augmentation for PyTorch vision pipelines."
+    )
+    parser.add_argument("--version", action="version", version=f"genaug {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train a generator on your images")
+    train.add_argument("--model", default="vae", help="generator name (see `genaug list`)")
+    train.add_argument("--data", default="digits", help="digits | imagefolder:PATH | mnist:ROOT ...")
+    train.add_argument("--out", required=True, help="run folder to write")
+    train.add_argument("--image-size", type=int, default=32, help="16, 32, 64 or 128 (default 32)")
+    train.add_argument("--channels", type=int, choices=(1, 3), help="default: the data's own")
+    train.add_argument("--steps", type=_positive_int, help="default: the family's budget")
+    train.add_argument("--batch-size", type=_positive_int, help="default: the family's")
+    train.add_argument("--lr", type=float, help="learning rate (default: the family's)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--unlabeled", action="store_true", help="ignore labels: unconditional")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=500)
+    train.add_argument("--log-every", type=_positive_int, default=50)
+    train.add_argument("--latent-dim", type=_positive_int, help="override the latent size")
+    train.add_argument("--width", type=_positive_int, help="override the base channel width")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_device(train)
+
+    sample = commands.add_parser("sample", help="draw images from a trained generator")
+    sample.add_argument("--checkpoint", required=True, help="checkpoint or run folder")
+    sample.add_argument("--n", type=_positive_int, default=64, help="number of images")
+    sample.add_argument(
+        "--out", required=True, help="grid.png for a grid, or DIR/ for an ImageFolder tree"
+    )
+    sample.add_argument("--seed", type=int, default=0)
+    _add_device(sample)
+
+    info = commands.add_parser("info", help="print a checkpoint's config")
+    info.add_argument("--checkpoint", required=True)
+
+    commands.add_parser("list", help="list registered generators and dataset specs")
+
+    demo = commands.add_parser("demo", help="the main job on the bundled digits")
+    demo.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
+    demo.add_argument("--steps", type=_positive_int, help="generator steps (default: family's)")
+    _add_device(demo)
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from genaug.train import TrainConfig, train
+
+    model_args = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v}
+    config = TrainConfig(
+        model=args.model,
+        data=args.data,
+        out=args.out,
+        image_size=args.image_size,
+        channels=args.channels,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        unlabeled=args.unlabeled,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        model_args=model_args,
+        progress=not args.no_progress,
+    )
+    result = train(config)
+    print(
+        f"trained {config.model} for {result.steps} steps in {result.seconds:.1f} s; "
+        f"checkpoint: {result.checkpoint}; samples: {result.run_dir / 'samples'}"
+    )
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from genaug.data.synthetic import export_image_folder, sample_indices
+    from genaug.device import resolve_device
+    from genaug.models import load_generator
+    from genaug.plots import save_image_rows
+
+    model = load_generator(args.checkpoint, device=resolve_device(args.device))
+    out = Path(args.out)
+    if out.suffix.lower() == ".png":
+        images, _ = sample_indices(model, torch.arange(args.n), args.seed)
+        rows = (args.n + 7) // 8
+        images = torch.cat([images, images.new_ones(rows * 8 - args.n, *images.shape[1:])])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_image_rows(images, [""] * rows, out)
+        print(f"wrote a grid of {args.n} samples to {out}")
+    elif out.suffix:
+        raise GenaugError(f"--out {out} should be a .png file (a grid) or a folder (no suffix).")
+    else:
+        export_image_folder(model, out, args.n, seed=args.seed)
+        print(f"wrote {args.n} samples as an ImageFolder tree under {out}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from genaug.models import read_generator_config
+
+    print(json.dumps(read_generator_config(args.checkpoint), indent=2))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from genaug.data import list_dataset_specs
+    from genaug.models import list_generators
+
+    print("generators: " + ", ".join(list_generators()))
+    print("datasets:   " + ", ".join(list_dataset_specs()))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from genaug.demo import run_demo
+
+    run_demo(out=args.out, steps=args.steps, device=args.device)
+    return 0
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "sample": _cmd_sample,
+    "info": _cmd_info,
+    "list": _cmd_list,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for bad input, 130 when interrupted)."""
+    args = _build_parser().parse_args(argv)
+    started = time.perf_counter()
+    try:
+        status = COMMANDS[args.command](args)
+    except GenaugError as exc:
+        print(f"genaug: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("genaug: interrupted; progress up to the last checkpoint is kept.", file=sys.stderr)
+        return 130
+    if args.command in ("train", "demo"):
+        print(f"done in {time.perf_counter() - started:.1f} s")
+    return status

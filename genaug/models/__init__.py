@@ -1,0 +1,21 @@
+"""Generator families, their registry and checkpoints."""
+
+from genaug.models import vae as _vae  # noqa: F401  (registers the family)
+from genaug.models.base import Encoding, Generator, list_families, validate_image_size
+from genaug.models.checkpoint import load_generator, read_generator_config, save_generator
+from genaug.models.registry import create_generator, list_generators, register
+from genaug.models.vae import VAE
+
+__all__ = [
+    "VAE",
+    "Encoding",
+    "Generator",
+    "create_generator",
+    "list_families",
+    "list_generators",
+    "load_generator",
+    "read_generator_config",
+    "register",
+    "save_generator",
+    "validate_image_size",
+]

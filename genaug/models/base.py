@@ -1,0 +1,233 @@
+"""The contract every generator family meets, and the pieces the families share.
+
+A generator maps latents ``z`` (and, when conditional, class labels) to images: float32 BCHW in
+[0, 1]. Families with an encoder (VAE, C-GAN) also map images back to latents. A generator also
+knows how to train itself one step (``training_step``); the one loop in :mod:`genaug.train` owns
+everything else (device, AMP, EMA, checkpoints, logging).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from genaug.errors import GenaugError
+
+MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 128
+
+_FAMILIES: dict[str, type[Generator]] = {}
+
+AutocastFactory = Callable[[], contextlib.AbstractContextManager]
+
+
+class Encoding(NamedTuple):
+    """What ``encode`` returns: the latent ``mean`` (B, latent_dim) and its ``scale`` (same shape).
+
+    For a VAE the scale is the posterior standard deviation; families with a deterministic encoder
+    return ones, so "jitter by ``strength`` x scale" means the same thing for every family.
+    """
+
+    mean: Tensor
+    scale: Tensor
+
+
+def validate_image_size(image_size: int) -> int:
+    """Return ``image_size`` if it is a power of two in [16, 128], else raise a clear error."""
+    if (
+        not isinstance(image_size, int)
+        or image_size < MIN_IMAGE_SIZE
+        or image_size > MAX_IMAGE_SIZE
+        or image_size & (image_size - 1)
+    ):
+        raise GenaugError(
+            f"Image size {image_size!r} is not supported; use a power of two from "
+            f"{MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (16, 32, 64 or 128)."
+        )
+    return image_size
+
+
+def family_class(family: str) -> type[Generator]:
+    """The Generator subclass of a family name ("vae", "gan", ...), or a clear error."""
+    if family not in _FAMILIES:
+        raise GenaugError(
+            f"Unknown generator family {family!r}; this genaug knows {', '.join(sorted(_FAMILIES))}."
+        )
+    return _FAMILIES[family]
+
+
+def list_families() -> list[str]:
+    """Names of the generator families this genaug knows."""
+    return sorted(_FAMILIES)
+
+
+class Generator(nn.Module):
+    """Base class of every generator family.
+
+    Subclasses set ``family`` and pass every constructor argument through to ``__init__`` so that
+    ``self.config`` records them all: ``type(model)(**model.config)`` rebuilds the same model.
+    """
+
+    family: ClassVar[str] = ""
+    #: Whether ``encode`` is implemented (images -> latents).
+    has_encoder: ClassVar[bool] = False
+    #: Parameter-name prefixes that only training needs (a discriminator): not averaged by EMA.
+    training_only_prefixes: ClassVar[tuple[str, ...]] = ()
+    #: Training defaults of the family, used when the run config leaves them blank.
+    default_steps: ClassVar[int] = 2000
+    default_batch_size: ClassVar[int] = 64
+    default_lr: ClassVar[float] = 1e-3
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family:
+            if cls.family in _FAMILIES and _FAMILIES[cls.family] is not cls:
+                raise ValueError(f"Generator family {cls.family!r} is defined twice.")
+            _FAMILIES[cls.family] = cls
+
+    def __init__(
+        self,
+        *,
+        image_size: int,
+        channels: int,
+        num_classes: int,
+        latent_dim: int,
+        **family_config: Any,
+    ) -> None:
+        super().__init__()
+        validate_image_size(image_size)
+        if channels not in (1, 3):
+            raise GenaugError(f"Generators take 1 or 3 channels, not {channels!r}.")
+        if not isinstance(num_classes, int) or num_classes < 0 or num_classes == 1:
+            raise GenaugError(
+                f"num_classes must be 0 (unconditional) or at least 2, not {num_classes!r}."
+            )
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise GenaugError(f"latent_dim must be a positive integer, not {latent_dim!r}.")
+        self.image_size = image_size
+        self.channels = channels
+        self.num_classes = num_classes
+        self.latent_dim = latent_dim
+        self.config: dict[str, Any] = {
+            "image_size": image_size,
+            "channels": channels,
+            "num_classes": num_classes,
+            "latent_dim": latent_dim,
+            **family_config,
+        }
+        # Filled by training or loading; kept in config.json, not in the constructor arguments.
+        self.class_names: list[str] = [str(i) for i in range(num_classes)]
+        self.data_description: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- what every family offers
+    @property
+    def conditional(self) -> bool:
+        """True when the generator takes class labels."""
+        return self.num_classes > 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Latents (B, latent_dim) [+ labels (B,)] -> images (B, C, H, W) in [0, 1]."""
+        raise NotImplementedError
+
+    def encode(self, images: Tensor, labels: Tensor | None = None) -> Encoding:
+        """Images (B, C, H, W) in [0, 1] [+ labels (B,)] -> latent :class:`Encoding`."""
+        encoders = [name for name, cls in sorted(_FAMILIES.items()) if cls.has_encoder]
+        raise GenaugError(
+            f"A {self.family} generator has no encoder, so it cannot encode images; "
+            f"use a family that can ({', '.join(encoders)})."
+        )
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Draw ``n`` images (n, C, H, W) in [0, 1].
+
+        ``labels`` (n,) picks the classes of a conditional generator; when omitted, classes are
+        drawn uniformly. ``generator`` is the ``torch.Generator`` the randomness comes from (it
+        must live on the model's device).
+        """
+        device = self.device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        labels = self.check_labels(labels, n, generator=generator)
+        return self.decode(z, labels)
+
+    def check_labels(
+        self, labels: Tensor | None, n: int, generator: torch.Generator | None = None
+    ) -> Tensor | None:
+        """Validate labels for ``n`` images (drawing uniform ones when a conditional model has none)."""
+        if not self.conditional:
+            return None
+        device = self.device
+        if labels is None:
+            return torch.randint(0, self.num_classes, (n,), generator=generator, device=device)
+        labels = torch.as_tensor(labels, device=device).long().reshape(-1)
+        if labels.numel() != n:
+            raise GenaugError(f"Got {labels.numel()} labels for {n} images; give one per image.")
+        if n and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise GenaugError(
+                f"Labels must lie in [0, {self.num_classes - 1}] for this generator, "
+                f"got values from {int(labels.min())} to {int(labels.max())}."
+            )
+        return labels
+
+    # ----------------------------------------------------------------- training, family-specific
+    def create_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
+        """The family's optimizers by name; the loop saves and restores them."""
+        raise NotImplementedError
+
+    def training_step(
+        self,
+        images: Tensor,
+        labels: Tensor | None,
+        optimizers: dict[str, torch.optim.Optimizer],
+        autocast: AutocastFactory,
+    ) -> dict[str, float | Tensor]:
+        """One optimisation step on a batch (B, C, H, W) in [0, 1]; returns the losses by name.
+
+        Compute losses inside ``with autocast():``; call backward and the optimizer steps here.
+        Returned values may be 0-dim tensors: the loop syncs them with the host only when it logs.
+        """
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.items())
+
+
+# ---------------------------------------------------------------------- shared building blocks
+def num_resolution_steps(image_size: int, base: int = 4) -> int:
+    """How many 2x up/down-sampling stages lie between ``base`` px and ``image_size`` px."""
+    return int(math.log2(image_size // base))
+
+
+def stage_widths(width: int, steps: int, max_multiplier: int = 8) -> list[int]:
+    """Channel widths from the image resolution down to 4x4: width, 2*width, ... capped."""
+    return [width * min(2**i, max_multiplier) for i in range(steps)]
+
+
+def one_hot(labels: Tensor | None, num_classes: int, dtype: torch.dtype) -> Tensor | None:
+    """Labels (B,) -> one-hot (B, num_classes), or None for an unconditional model."""
+    if labels is None or num_classes == 0:
+        return None
+    return nn.functional.one_hot(labels.long(), num_classes).to(dtype)
+
+
+def label_maps(labels: Tensor | None, num_classes: int, like: Tensor) -> Tensor | None:
+    """Labels (B,) -> one-hot planes (B, num_classes, H, W) shaped like the images ``like``."""
+    onehot = one_hot(labels, num_classes, like.dtype)
+    if onehot is None:
+        return None
+    b, _, h, w = like.shape
+    return onehot[:, :, None, None].expand(b, num_classes, h, w)

@@ -1,0 +1,46 @@
+"""Registry of generator builders: ``@register`` a builder, ``create_generator(name)`` to build.
+
+Builders are small functions returning a configured :class:`~genaug.models.base.Generator`, like
+timm's model entrypoints. ``test_*`` variants are tiny and keep CPU tests fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from genaug.errors import GenaugError
+from genaug.models.base import Generator
+
+_BUILDERS: dict[str, Callable[..., Generator]] = {}
+
+
+def register(fn: Callable[..., Generator]) -> Callable[..., Generator]:
+    """Register a generator builder under its function name; a duplicate name raises."""
+    name = fn.__name__
+    if name in _BUILDERS:
+        raise ValueError(f"A generator named {name!r} is already registered; pick another name.")
+    _BUILDERS[name] = fn
+    return fn
+
+
+def list_generators(pattern: str | None = None) -> list[str]:
+    """Names of the registered generators, sorted; ``pattern`` keeps names containing it."""
+    names = sorted(_BUILDERS)
+    return [n for n in names if pattern is None or pattern in n]
+
+
+def create_generator(name: str, **overrides: Any) -> Generator:
+    """Build a registered generator, e.g. ``create_generator("vae", image_size=32, num_classes=10)``.
+
+    Overrides that are ``None`` are dropped, so blank CLI flags never clobber a builder's defaults.
+    """
+    if name not in _BUILDERS:
+        close = difflib.get_close_matches(name, list(_BUILDERS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise GenaugError(
+            f"Unknown generator {name!r}; choose one of: {', '.join(list_generators())}.{hint}"
+        )
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    return _BUILDERS[name](**kwargs)

@@ -1,0 +1,88 @@
+"""The training run configuration: one dataclass, written into the run folder as run_config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from genaug.errors import GenaugError
+
+# Fields that may differ between a run and its resumption.
+RESUMABLE_CHANGES = frozenset({"steps", "resume", "overwrite", "device", "progress", "out"})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; blank (None) fields take the family's defaults.
+
+    Attributes:
+        model: registered generator name ("vae", "test_vae", ...).
+        data: dataset spec ("digits", "imagefolder:PATH", "mnist:ROOT", ...).
+        out: run folder (checkpoints, stats.jsonl, sample grids, loss curve).
+        image_size: generator resolution, a power of two in [16, 128].
+        channels: 1 or 3; None keeps the data's own channel count.
+        steps: optimisation steps; None = the family's default budget.
+        batch_size: images per step; None = the family's default.
+        lr: learning rate; None = the family's default.
+        seed: seeds model init, data order and training noise (deterministic on CPU).
+        device: "auto" (CUDA if present), "cpu" or "cuda".
+        amp: bf16 autocast on CUDA (ignored on CPU).
+        unlabeled: train unconditionally, ignoring the labels.
+        resume: continue from the newest checkpoint in ``out``.
+        overwrite: replace a different run already in ``out``.
+        checkpoint_every: steps between checkpoints (and per-class sample grids).
+        log_every: steps between stats.jsonl lines and progress-bar updates.
+        ema_decay: decay of the exponential moving average of the generator weights.
+        keep_checkpoints: how many recent checkpoints to keep on disk.
+        model_args: extra generator arguments (latent_dim, width, beta, ...).
+        progress: show a tqdm progress bar.
+    """
+
+    model: str = "vae"
+    data: str = "digits"
+    out: str = "runs/genaug"
+    image_size: int = 32
+    channels: int | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    unlabeled: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    checkpoint_every: int = 500
+    log_every: int = 50
+    ema_decay: float = 0.999
+    keep_checkpoints: int = 2
+    model_args: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+    def validate(self) -> TrainConfig:
+        """Raise a clear error for values no run can use; return self."""
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise GenaugError(f"{name} must be a positive integer, got {value!r}.")
+        if self.lr is not None and not self.lr > 0:
+            raise GenaugError(f"lr must be positive, got {self.lr!r}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise GenaugError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}.")
+        if self.channels not in (None, 1, 3):
+            raise GenaugError(f"channels must be 1 or 3, got {self.channels!r}.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Names of the fields that differ and would change what the run is."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))

@@ -1,0 +1,266 @@
+"""The one training loop, for every generator family.
+
+The family supplies ``create_optimizers`` and ``training_step`` (its losses); this loop owns the
+rest: device, AMP, data order, EMA, checkpoints, resume, logging, sample grids, loss curve.
+Read it top to bottom.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from genaug.data import ImageDataset, load_dataset
+from genaug.device import autocast_for, memory_format_for, resolve_device
+from genaug.errors import GenaugError
+from genaug.io import atomic_write_json
+from genaug.models.base import Generator, validate_image_size
+from genaug.models.registry import create_generator
+from genaug.plots import save_class_grid, save_loss_curve
+from genaug.train.config import TrainConfig
+from genaug.train.state import (
+    EMA,
+    latest_checkpoint,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
+
+RUN_CONFIG = "run_config.json"
+STATS = "stats.jsonl"
+
+
+class TrainingDiverged(GenaugError):
+    """A loss became non-finite or training collapsed; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    checkpoint: Path  # the final checkpoint folder (loadable by load_generator)
+    model: Generator  # the EMA generator, in eval mode, on the training device
+    steps: int
+    seconds: float  # wall time of this call
+    losses: dict[str, float]  # the last logged losses
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> Tensor:
+    """Indices of the batch at ``step``: consecutive slices of per-epoch permutations.
+
+    The order depends only on (seed, step), so a resumed run sees exactly the batches an
+    uninterrupted one would, with no sampler state to save. Works when n < batch_size too.
+    """
+    start = step * batch_size
+    parts, position = [], start
+    while position < start + batch_size:
+        epoch, offset = divmod(position, n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        take = min(n - offset, start + batch_size - position)
+        parts.append(order[offset : offset + take])
+        position += take
+    return torch.cat(parts)
+
+
+def _prepare_run_dir(config: TrainConfig) -> tuple[Path, Path | None]:
+    """Create or reopen the run folder; return it and the checkpoint to resume from (if any)."""
+    run_dir = Path(config.out)
+    saved_config = run_dir / RUN_CONFIG
+    if config.resume:
+        if not saved_config.is_file():
+            raise GenaugError(
+                f"--resume was given but {run_dir} holds no run to resume; drop --resume to start."
+            )
+        previous = TrainConfig.from_dict(json.loads(saved_config.read_text()))
+        changed = config.differences(previous)
+        if changed:
+            raise GenaugError(
+                f"{run_dir} holds a run with different settings ({', '.join(changed)}); resume "
+                "with the same settings, or pass --overwrite to start a new run there."
+            )
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise GenaugError(
+                f"--resume was given but {run_dir} has no checkpoint yet; start again without "
+                "--resume (add --overwrite to replace the folder)."
+            )
+        return run_dir, checkpoint
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not config.overwrite:
+            raise GenaugError(
+                f"{run_dir} already holds files; pass --resume to continue that run, "
+                "--overwrite to replace it, or choose another --out."
+            )
+        if not saved_config.is_file():
+            raise GenaugError(
+                f"{run_dir} holds files that are not a genaug run, so --overwrite will not "
+                "delete them; choose another --out."
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, None
+
+
+def _build_model(config: TrainConfig, dataset: ImageDataset) -> Generator:
+    conditional = dataset.has_labels and not config.unlabeled
+    model = create_generator(
+        config.model,
+        image_size=config.image_size,
+        channels=dataset.channels,
+        num_classes=dataset.num_classes if conditional else 0,
+        **config.model_args,
+    )
+    if conditional:
+        model.class_names = list(dataset.class_names)
+    model.data_description = dict(dataset.description)
+    return model
+
+
+def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResult:
+    """Train a generator as ``config`` says; ``dataset`` replaces ``config.data`` when given.
+
+    Example: ``train(TrainConfig(model="vae", data="digits", out="runs/digits-vae"))``.
+    Raises :class:`GenaugError` for bad settings and :class:`TrainingDiverged` (keeping the last
+    good checkpoint) when a loss becomes non-finite.
+    """
+    config.validate()
+    validate_image_size(config.image_size)
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    if dataset is None:
+        dataset = load_dataset(config.data, image_size=config.image_size, channels=config.channels)
+    elif dataset.image_size != config.image_size or (
+        config.channels is not None and dataset.channels != config.channels
+    ):
+        raise GenaugError(
+            f"The dataset holds {dataset.channels}x{dataset.image_size}px images but the run asks "
+            f"for {config.channels or dataset.channels}x{config.image_size}px; load it at that size."
+        )
+    if len(dataset) == 0:
+        raise GenaugError("The training dataset is empty; give it at least one image.")
+
+    # Build the model and everything its checkpoint restores, seeded for determinism on CPU.
+    torch.manual_seed(config.seed)
+    model = _build_model(config, dataset)
+    steps = config.steps or model.default_steps  # blank settings take the family's defaults
+    batch_size = config.batch_size or model.default_batch_size
+    lr = config.lr or model.default_lr
+    run_dir, resume_from = _prepare_run_dir(config)
+    memory_format = memory_format_for(device)
+    model.to(device=device, memory_format=memory_format).train()
+    optimizers = model.create_optimizers(lr)
+    ema = EMA(model, config.ema_decay)
+    autocast = autocast_for(device, config.amp)
+
+    resolved = config.to_dict() | {"steps": steps, "batch_size": batch_size, "lr": lr}
+    atomic_write_json(run_dir / RUN_CONFIG, resolved)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    stats_path = run_dir / STATS
+    start_step = 0
+    if resume_from is not None:
+        start_step = load_training_checkpoint(resume_from, model, ema, optimizers)
+        _truncate_stats(stats_path, start_step)
+    if start_step >= steps:
+        raise GenaugError(
+            f"{run_dir} already finished {start_step} steps; ask for more with --steps to go on."
+        )
+
+    # The whole dataset lives on the device as uint8; a batch is an index gather, no workers.
+    images_u8 = dataset.images.to(device)  # (N, C, H, W) uint8
+    targets = dataset.targets.to(device)  # (N,)
+    conditional = model.conditional
+    n = len(dataset)
+
+    bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since last check
+    losses: dict[str, Tensor] = {}
+    last_logged: dict[str, float] = {}
+    bar = tqdm(total=steps, initial=start_step, disable=not config.progress, desc=config.model)
+    log_started, log_step = time.perf_counter(), start_step
+    step = start_step
+    try:
+        with open(stats_path, "a") as stats_file:
+            for step in range(start_step + 1, steps + 1):
+                index = batch_indices(step - 1, batch_size, n, config.seed).to(device)
+                images = (images_u8[index].float() / 255.0).contiguous(memory_format=memory_format)
+                labels = targets[index] if conditional else None
+                losses = model.training_step(images, labels, optimizers, autocast)
+                bad |= ~torch.isfinite(torch.stack([torch.as_tensor(v) for v in losses.values()])).all()
+                ema.update(model, step)
+                bar.update(1)
+
+                checkpoint_now = step % config.checkpoint_every == 0 or step == steps
+                if step % config.log_every == 0 or checkpoint_now:
+                    if bool(bad):  # the one host sync per log step
+                        raise TrainingDiverged(_diverged_message(losses, step, run_dir))
+                    last_logged = {k: float(v) for k, v in losses.items()}
+                    now = time.perf_counter()
+                    record = {
+                        "step": step,
+                        "time": round(now - started, 3),
+                        "images_per_second": round(
+                            (step - log_step) * batch_size / max(now - log_started, 1e-9), 1
+                        ),
+                        **{k: round(v, 6) for k, v in last_logged.items()},
+                    }
+                    stats_file.write(json.dumps(record) + "\n")
+                    stats_file.flush()
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in last_logged.items()})
+                    log_started, log_step = now, step
+                if checkpoint_now:
+                    _checkpoint(run_dir, step, model, ema, optimizers, config)
+    except KeyboardInterrupt:
+        # Keep the progress made since the last checkpoint, if it is sound, then stop.
+        if step > start_step and not bool(bad) and latest_step(run_dir) != step:
+            _checkpoint(run_dir, step, model, ema, optimizers, config)
+        raise
+    finally:
+        bar.close()
+
+    save_loss_curve(stats_path, run_dir / "loss_curve.png")
+    return TrainResult(
+        run_dir=run_dir,
+        checkpoint=latest_checkpoint(run_dir),
+        model=ema.model,
+        steps=steps,
+        seconds=time.perf_counter() - started,
+        losses=last_logged,
+    )
+
+
+def latest_step(run_dir: Path) -> int | None:
+    folder = latest_checkpoint(run_dir)
+    return int(folder.name.split("_")[1]) if folder else None
+
+
+def _checkpoint(run_dir, step, model, ema, optimizers, config) -> None:
+    save_training_checkpoint(run_dir, step, model, ema, optimizers, config.keep_checkpoints)
+    save_class_grid(ema.model, run_dir / "samples" / f"step_{step:07d}.png", title=f"step {step}")
+
+
+def _diverged_message(losses: dict[str, Tensor], step: int, run_dir: Path) -> str:
+    values = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+    kept = latest_step(run_dir)
+    keep = f"the checkpoint of step {kept} is kept" if kept else "no checkpoint was written"
+    return (
+        f"Training diverged by step {step} (non-finite loss: {values}); {keep}. "
+        "Lower the learning rate (--lr) and resume or start again."
+    )
+
+
+def _truncate_stats(stats_path: Path, step: int) -> None:
+    """Drop stats lines logged after ``step`` (written before a crash, then redone on resume)."""
+    if not stats_path.is_file():
+        return
+    keep = [
+        line
+        for line in stats_path.read_text().splitlines()
+        if line.strip() and json.loads(line)["step"] <= step
+    ]
+    stats_path.write_text("".join(line + "\n" for line in keep))

@@ -1,0 +1,49 @@
+"""Shared fixtures: fixed seeds, small real datasets, tiny training configs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from genaug.data import load_dataset
+from genaug.train import TrainConfig
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def fixed_seed():
+    """Every test starts from the same global RNG state."""
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def digits16():
+    """scikit-learn's bundled digits (real, 1,797 images) at 16 px, 1 channel."""
+    return load_dataset("digits", image_size=16)
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """A training config that runs in about a second on a CPU."""
+
+    def make(model: str = "test_vae", **overrides) -> TrainConfig:
+        values = dict(
+            model=model,
+            data="digits",
+            out=str(tmp_path / f"run-{model}"),
+            image_size=16,
+            steps=6,
+            batch_size=16,
+            checkpoint_every=3,
+            log_every=2,
+            device="cpu",
+            progress=False,
+        )
+        values.update(overrides)
+        return TrainConfig(**values)
+
+    return make
