@@ -44,7 +44,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a generator on your images")
     train.add_argument("--model", default="vae", help="generator name (see `genaug list`)")
-    train.add_argument("--data", default="digits", help="digits | imagefolder:PATH | mnist:ROOT ...")
+    train.add_argument(
+        "--data", default="digits", help="digits | imagefolder:PATH | mnist:ROOT ..."
+    )
     train.add_argument("--out", required=True, help="run folder to write")
     train.add_argument("--image-size", type=int, default=32, help="16, 32, 64 or 128 (default 32)")
     train.add_argument("--channels", type=int, choices=(1, 3), help="default: the data's own")

@@ -20,12 +20,20 @@ def run_demo(out: str = "runs/demo", steps: int | None = None, device: str = "au
     digits = load_dataset("digits", image_size=32)
     # The generator sees only the training part; the test part checks the judge itself.
     split = few_shot_split(digits, shots_per_class=1, seed=0, test_fraction=0.3)
-    train_part = digits.subset(
-        sorted(set(range(len(digits))) - set(split.test.description.get("indices", [])))
-    ) if "indices" in split.test.description else digits
+    train_part = (
+        digits.subset(
+            sorted(set(range(len(digits))) - set(split.test.description.get("indices", [])))
+        )
+        if "indices" in split.test.description
+        else digits
+    )
     started = time.perf_counter()
     config = TrainConfig(
-        model="vae", data="digits", out=str(out_dir / "vae"), steps=steps, device=device,
+        model="vae",
+        data="digits",
+        out=str(out_dir / "vae"),
+        steps=steps,
+        device=device,
         overwrite=True,
     )
     result = train(config, dataset=train_part)

@@ -30,7 +30,9 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     raise GenaugError(f"Unknown device {spec!r}; use one of {', '.join(DEVICE_CHOICES)}.")
 
 
-def autocast_for(device: torch.device, enabled: bool = True) -> Callable[[], contextlib.AbstractContextManager]:
+def autocast_for(
+    device: torch.device, enabled: bool = True
+) -> Callable[[], contextlib.AbstractContextManager]:
     """A factory of autocast contexts: bf16 on CUDA when ``enabled``, a no-op elsewhere."""
     if enabled and device.type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)

@@ -252,11 +252,16 @@ def _load_digits() -> tuple[Tensor, Tensor, list[str], dict[str, Any]]:
     return images, targets, names, {"source": "sklearn.datasets.load_digits", "train": None}
 
 
-_MNIST_FIX = "the four *-ubyte files (gunzipped)"
-_TV_INFO = {  # name: (torchvision class, folder under ROOT, human name, what to put there)
+_MNIST_FIX = "the four {human} *-ubyte.gz files yourself and gunzip them into {folder}"
+_TV_INFO = {  # name: (torchvision class, folder under ROOT, human name, how to get the files)
     "mnist": ("MNIST", "MNIST/raw", "MNIST", _MNIST_FIX),
     "fashionmnist": ("FashionMNIST", "FashionMNIST/raw", "Fashion-MNIST", _MNIST_FIX),
-    "cifar10": ("CIFAR10", "cifar-10-batches-py", "CIFAR-10", "cifar-10-python.tar.gz extracted"),
+    "cifar10": (
+        "CIFAR10",
+        "cifar-10-batches-py",
+        "CIFAR-10",
+        "cifar-10-python.tar.gz yourself and extract it into {root}",
+    ),
 }
 
 
@@ -277,6 +282,7 @@ def _load_torchvision(
     cls = getattr(tvd, cls_name)
     root = os.path.expanduser(root)
     folder = os.path.join(root, *sub.split("/"))
+    fix = fix.format(human=human, folder=folder, root=root)
     try:
         ds = cls(root=root, train=train, download=False)
     except Exception as exc:  # torchvision raises RuntimeError, corrupt files other errors
@@ -284,12 +290,12 @@ def _load_torchvision(
         if missing:
             more = f" and {len(missing) - 1} more file(s) there" if len(missing) > 1 else ""
             raise GenaugError(
-                f"{human} is not under {root}: expected {missing[0]}{more} (download {fix} "
-                f"into {folder} yourself; genaug never downloads)."
+                f"{human} is not under {root}: expected {missing[0]}{more} "
+                f"(download {fix}; genaug never downloads)."
             ) from None
         raise GenaugError(
             f"{human} files under {folder} could not be read ({type(exc).__name__}: {exc}); "
-            f"replace them with intact copies of {fix}."
+            f"download {fix} again."
         ) from None
     data = ds.data
     if isinstance(data, np.ndarray):  # CIFAR10: (N, H, W, 3) uint8

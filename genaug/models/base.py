@@ -202,6 +202,15 @@ class Generator(nn.Module):
         """
         raise NotImplementedError
 
+    def check_training(self, losses: dict[str, float], step: int) -> str | None:
+        """Called by the loop at every log step with the host values of the losses.
+
+        Return a sentence describing a collapse (e.g. a discriminator winning outright for many
+        steps) to stop training while the last good checkpoint is kept; None to go on. Families
+        may keep a little history on ``self`` (not saved: a resumed run starts a fresh count).
+        """
+        return None
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items())
 

@@ -124,9 +124,10 @@ class VAE(Generator):
         mean, logvar = self._posterior(images, labels)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)  # reparameterisation
         logits = self.decode_logits(z, labels)
-        recon = F.binary_cross_entropy_with_logits(
-            logits.float(), images.float(), reduction="sum"
-        ) / images.shape[0]
+        recon = (
+            F.binary_cross_entropy_with_logits(logits.float(), images.float(), reduction="sum")
+            / images.shape[0]
+        )
         kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp()) / images.shape[0]
         return {"recon": recon, "kl": kl.float()}
 

@@ -7,6 +7,7 @@ Read it top to bottom.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -149,18 +150,22 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     # Build the model and everything its checkpoint restores, seeded for determinism on CPU.
     torch.manual_seed(config.seed)
     model = _build_model(config, dataset)
-    steps = config.steps or model.default_steps  # blank settings take the family's defaults
-    batch_size = config.batch_size or model.default_batch_size
-    lr = config.lr or model.default_lr
+    # Blank settings take the family's defaults; the resolved config is what the run folder keeps.
+    config = dataclasses.replace(
+        config,
+        steps=config.steps or model.default_steps,
+        batch_size=config.batch_size or model.default_batch_size,
+        lr=config.lr or model.default_lr,
+    )
+    steps, batch_size = config.steps, config.batch_size
     run_dir, resume_from = _prepare_run_dir(config)
     memory_format = memory_format_for(device)
     model.to(device=device, memory_format=memory_format).train()
-    optimizers = model.create_optimizers(lr)
+    optimizers = model.create_optimizers(config.lr)
     ema = EMA(model, config.ema_decay)
     autocast = autocast_for(device, config.amp)
 
-    resolved = config.to_dict() | {"steps": steps, "batch_size": batch_size, "lr": lr}
-    atomic_write_json(run_dir / RUN_CONFIG, resolved)
+    atomic_write_json(run_dir / RUN_CONFIG, config.to_dict())
     (run_dir / "samples").mkdir(exist_ok=True)
     stats_path = run_dir / STATS
     start_step = 0
@@ -191,7 +196,9 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
                 images = (images_u8[index].float() / 255.0).contiguous(memory_format=memory_format)
                 labels = targets[index] if conditional else None
                 losses = model.training_step(images, labels, optimizers, autocast)
-                bad |= ~torch.isfinite(torch.stack([torch.as_tensor(v) for v in losses.values()])).all()
+                bad |= ~torch.isfinite(
+                    torch.stack([torch.as_tensor(v) for v in losses.values()])
+                ).all()
                 ema.update(model, step)
                 bar.update(1)
 
@@ -200,6 +207,12 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
                     if bool(bad):  # the one host sync per log step
                         raise TrainingDiverged(_diverged_message(losses, step, run_dir))
                     last_logged = {k: float(v) for k, v in losses.items()}
+                    collapse = model.check_training(last_logged, step)
+                    if collapse:
+                        raise TrainingDiverged(
+                            f"{collapse} Training stopped at step {step}; "
+                            f"{_kept(run_dir)}. Lower --lr or change the model, then start again."
+                        )
                     now = time.perf_counter()
                     record = {
                         "step": step,
@@ -246,12 +259,15 @@ def _checkpoint(run_dir, step, model, ema, optimizers, config) -> None:
 
 def _diverged_message(losses: dict[str, Tensor], step: int, run_dir: Path) -> str:
     values = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
-    kept = latest_step(run_dir)
-    keep = f"the checkpoint of step {kept} is kept" if kept else "no checkpoint was written"
     return (
-        f"Training diverged by step {step} (non-finite loss: {values}); {keep}. "
+        f"Training diverged by step {step} (non-finite loss: {values}); {_kept(run_dir)}. "
         "Lower the learning rate (--lr) and resume or start again."
     )
+
+
+def _kept(run_dir: Path) -> str:
+    kept = latest_step(run_dir)
+    return f"the checkpoint of step {kept} is kept" if kept else "no checkpoint was written yet"
 
 
 def _truncate_stats(stats_path: Path, step: int) -> None:
