@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from genaug.data.synthetic import MixedDataset, SyntheticDataset  # noqa: E402
 from genaug.errors import GenaugError  # noqa: E402
 from genaug.models import (  # noqa: E402
     Generator,
@@ -16,13 +17,35 @@ from genaug.models import (  # noqa: E402
     load_generator,
     save_generator,
 )
+from genaug.transforms import GenerativeAugment, GenerativeMix  # noqa: E402
 
 __all__ = [
+    "AlbumentationsGenerativeAugment",
     "GenaugError",
+    "GenerativeAugment",
+    "GenerativeMix",
     "Generator",
+    "MixedDataset",
+    "SyntheticDataset",
+    "TorchvisionGenerativeAugment",
     "__version__",
     "create_generator",
     "list_generators",
     "load_generator",
     "save_generator",
 ]
+
+# The host-API adapters load on first use: Albumentations is an optional extra, so
+# `import genaug` works without it, and neither host library is imported before it is needed.
+_ADAPTERS = {
+    "TorchvisionGenerativeAugment": "genaug.transforms.torchvision",
+    "AlbumentationsGenerativeAugment": "genaug.transforms.albumentations",
+}
+
+
+def __getattr__(name: str):
+    if name in _ADAPTERS:
+        import importlib
+
+        return getattr(importlib.import_module(_ADAPTERS[name]), name)
+    raise AttributeError(f"module 'genaug' has no attribute {name!r}")

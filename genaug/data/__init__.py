@@ -14,7 +14,7 @@ from genaug.data.datasets import (
     list_dataset_specs,
     load_dataset,
 )
-from genaug.data.splits import FewShotSplit, few_shot_split
+from genaug.data.splits import FewShotSplit, few_shot_split, train_test_split
 
 __all__ = [
     "FewShotSplit",
@@ -27,4 +27,5 @@ __all__ = [
     "resize_images",
     "to_float_images",
     "to_uint8_images",
+    "train_test_split",
 ]

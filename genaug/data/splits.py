@@ -9,7 +9,7 @@ import numpy as np
 from genaug.data.datasets import ImageDataset
 from genaug.errors import GenaugError
 
-__all__ = ["FewShotSplit", "few_shot_split"]
+__all__ = ["FewShotSplit", "few_shot_split", "train_test_split"]
 
 
 class FewShotSplit(NamedTuple):
@@ -27,6 +27,42 @@ def _check_seed(value: object, name: str) -> int:
     if type(value) is not int or value < 0:
         raise GenaugError(f"{name} must be a non-negative int, got {value!r}; pass e.g. {name}=0.")
     return value
+
+
+def _class_test_train(
+    dataset: ImageDataset, test_fraction: float, test_seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per class: (test positions, training positions), the test draw seeded by test_seed only."""
+    targets = dataset.targets.numpy()  # (N,)
+    parts = []
+    for c in range(len(dataset.class_names)):
+        members = np.flatnonzero(targets == c)  # ascending positions of class c
+        n = len(members)
+        n_test = min(max(1, int(np.floor(test_fraction * n + 0.5))), n - 1) if n >= 2 else 0
+        # Separate streams per (seed, class, role): the test draw never sees the shot seed.
+        test_perm = np.random.default_rng([test_seed, c, 0]).permutation(n)
+        parts.append((members[test_perm[:n_test]], np.sort(members[test_perm[n_test:]])))
+    return parts
+
+
+def train_test_split(
+    dataset: ImageDataset, test_fraction: float = 0.3, test_seed: int = 0
+) -> tuple[ImageDataset, ImageDataset]:
+    """The labelled training part and the test part that :func:`few_shot_split` would make.
+
+    The test part is identical to ``few_shot_split(dataset, k, seed, test_fraction,
+    test_seed).test`` for every ``k`` and ``seed``; the training part is its labelled complement
+    (= labeled + pool with labels). Use it to train a generator or a judge on the training part.
+    """
+    few_shot_split(dataset, 1, 0, test_fraction, test_seed)  # the same checks and errors
+    parts = _class_test_train(dataset, test_fraction, test_seed)
+    common = {"test_seed": test_seed, "test_fraction": float(test_fraction)}
+    result = []
+    for split, chunks in (("train", [p[1] for p in parts]), ("test", [p[0] for p in parts])):
+        sub = dataset.subset(np.sort(np.concatenate(chunks)))
+        sub.description.update(split=split, **common)
+        result.append(sub)
+    return result[0], result[1]
 
 
 def few_shot_split(
@@ -75,16 +111,11 @@ def few_shot_split(
             "few_shot_split needs a fully labelled dataset but some targets are hidden (-1); "
             "split the labelled dataset before calling without_labels()."
         )
-    targets = dataset.targets.numpy()  # (N,)
     test_idx, labeled_idx, pool_idx = [], [], []
-    for c, name in enumerate(dataset.class_names):
-        members = np.flatnonzero(targets == c)  # ascending positions of class c
-        n = len(members)
-        n_test = min(max(1, int(np.floor(test_fraction * n + 0.5))), n - 1) if n >= 2 else 0
-        # Separate streams per (seed, class, role): the test draw never sees `seed`.
-        test_perm = np.random.default_rng([test_seed, c, 0]).permutation(n)
-        test_idx.append(members[test_perm[:n_test]])
-        train = np.sort(members[test_perm[n_test:]])
+    for c, (name, (test, train)) in enumerate(
+        zip(dataset.class_names, _class_test_train(dataset, test_fraction, test_seed))
+    ):
+        test_idx.append(test)
         if len(train) < shots_per_class:
             raise GenaugError(
                 f"class {name!r} has only {len(train)} training images after holding out "

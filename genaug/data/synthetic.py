@@ -1,14 +1,20 @@
-"""Generated images, deterministic by index, and their export as an ImageFolder tree."""
+"""Generated images, deterministic by index: datasets to use beside real data, and their export
+as an ImageFolder tree (``genaug sample --out DIR/``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 from torch import Tensor
+from torch.utils.data import Dataset
 
+from genaug.data.convert import convert_channels, resize_images
+from genaug.errors import GenaugError
 from genaug.models.base import Generator
 
 
@@ -76,3 +82,172 @@ def export_image_folder(
             image_to_pil(images[j]).save(tmp, format="PNG")
             os.replace(tmp, final)
     return out
+
+
+def _check_count(value: object, name: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GenaugError(f"{owner} {name} must be a positive integer, got {value!r}.")
+    return value
+
+
+class SyntheticDataset(Dataset):
+    """Generated images, deterministic by index, to use beside (or instead of) real data.
+
+    Sample ``i`` has class ``i % num_classes`` (so every class gets ``n_per_class`` images) and is
+    the same image for the same ``seed`` however it is fetched: alone, batched, in any order or
+    DataLoader worker. Items are ``(image, label)`` like :class:`~genaug.data.ImageDataset`:
+    float32 ``(C, H, W)`` in [0, 1] and an int; an unconditional generator gives label -1
+    (unknown), as ImageDataset marks hidden labels.
+
+    Args:
+        generator: a Generator, or a checkpoint path (pickled copies carry the path).
+        n_per_class: images per class (an unconditional generator: images in all).
+        seed: which images; the same seed gives the same dataset.
+        image_size: give the images this size (an int or (H, W)) to match the real data;
+            None keeps the generator's.
+        channels: 1 or 3 to match the real data (gray <-> RGB); None keeps the generator's.
+
+    Example: ``data = ConcatDataset([real, SyntheticDataset("runs/digits-vae", 50, seed=0)])``.
+    A DataLoader fetches a whole batch in one generator call (``__getitems__``).
+    """
+
+    def __init__(
+        self,
+        generator: Generator | str | os.PathLike,
+        n_per_class: int,
+        seed: int = 0,
+        image_size: int | tuple[int, int] | None = None,
+        channels: int | None = None,
+    ) -> None:
+        from genaug.transforms._holder import GeneratorHolder
+
+        self.holder = GeneratorHolder(generator, owner="SyntheticDataset")
+        self.n_per_class = _check_count(n_per_class, "n_per_class", "SyntheticDataset")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise GenaugError(f"SyntheticDataset seed must be a non-negative integer, got {seed!r}.")
+        self.seed = seed
+        if channels not in (None, 1, 3):
+            raise GenaugError(f"SyntheticDataset channels must be None, 1 or 3, got {channels!r}.")
+        self.channels = channels
+        self.image_size = image_size
+        model = self.generator
+        if image_size is not None:  # checked once here, with the shared conversion's message
+            resize_images(torch.zeros(1, model.channels, 1, 1), image_size)
+
+    @property
+    def generator(self) -> Generator:
+        return self.holder.model
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (0 for an unconditional generator)."""
+        return self.generator.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.generator.class_names)
+
+    def __len__(self) -> int:
+        return self.n_per_class * max(self.num_classes, 1)
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticDataset({self.generator.family}, n_per_class={self.n_per_class}, "
+            f"seed={self.seed}, count={len(self)})"
+        )
+
+    def _index(self, index: int) -> int:
+        n = len(self)
+        if isinstance(index, Tensor):
+            index = int(index)
+        if not -n <= index < n:
+            raise IndexError(f"SyntheticDataset index {index} is out of range for {n} images.")
+        return index % n
+
+    def images(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """The images (B, C, H, W) float32 in [0, 1] and labels (B,) of ``indices``, batched."""
+        index = torch.tensor([self._index(i) for i in indices], dtype=torch.long)
+        model = self.holder.current()
+        images, labels = sample_indices(model, index, self.seed)  # (B, C, S, S) on the CPU
+        if self.channels is not None:
+            images = convert_channels(images, self.channels)
+        if self.image_size is not None:
+            images = resize_images(images, self.image_size)
+        if labels is None:
+            labels = torch.full((len(index),), -1, dtype=torch.long)
+        return images, labels
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        images, labels = self.images([index])
+        return images[0], int(labels[0])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Tensor, int]]:
+        if len(indices) == 0:
+            return []
+        images, labels = self.images(indices)
+        return [(image, int(label)) for image, label in zip(images, labels.tolist())]
+
+
+class MixedDataset(Dataset):
+    """Real data plus synthetic data, the synthetic share being ``ratio`` of the whole.
+
+    The first ``len(real)`` indices are the real samples; the rest are the first
+    ``round(len(real) * ratio / (1 - ratio))`` samples of ``synthetic`` (class-balanced for a
+    :class:`SyntheticDataset`). Shuffle with the DataLoader.
+
+    Args:
+        real: the real dataset, ``(image, label)`` items.
+        synthetic: a dataset with items shaped like ``real``'s (a :class:`SyntheticDataset` with
+            matching ``image_size`` and ``channels``).
+        ratio: the synthetic fraction in [0, 1): 0.5 means as many synthetic as real samples.
+
+    Example: ``MixedDataset(real, SyntheticDataset(ckpt, n_per_class=100), ratio=0.5)``.
+    """
+
+    def __init__(self, real: Dataset, synthetic: Dataset, ratio: float) -> None:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+            raise GenaugError(
+                f"MixedDataset ratio is the synthetic fraction of the whole, in [0, 1), got "
+                f"{ratio!r}; for example 0.5 gives as many synthetic as real samples."
+            )
+        self.real, self.synthetic, self.ratio = real, synthetic, float(ratio)
+        self.num_real = len(real)  # type: ignore[arg-type]
+        self.num_synthetic = round(self.num_real * self.ratio / (1 - self.ratio))
+        available = len(synthetic)  # type: ignore[arg-type]
+        if self.num_synthetic > available:
+            raise GenaugError(
+                f"MixedDataset needs {self.num_synthetic} synthetic samples for ratio "
+                f"{self.ratio} beside {self.num_real} real ones, but the synthetic dataset holds "
+                f"{available}; make it larger (more n_per_class) or lower the ratio."
+            )
+
+    def __len__(self) -> int:
+        return self.num_real + self.num_synthetic
+
+    def _locate(self, index: int) -> tuple[bool, int]:
+        n = len(self)
+        index = int(index)
+        if not -n <= index < n:
+            raise IndexError(f"MixedDataset index {index} is out of range for {n} samples.")
+        index %= n
+        return (False, index) if index < self.num_real else (True, index - self.num_real)
+
+    def __getitem__(self, index: int) -> Any:
+        synthetic, position = self._locate(index)
+        return self.synthetic[position] if synthetic else self.real[position]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        located = [self._locate(i) for i in indices]
+        out: list[Any] = [None] * len(located)
+        wanted = [(k, pos) for k, (syn, pos) in enumerate(located) if syn]
+        if wanted and hasattr(self.synthetic, "__getitems__"):  # one batched generator call
+            items = self.synthetic.__getitems__([pos for _, pos in wanted])
+            for (k, _), item in zip(wanted, items):
+                out[k] = item
+        else:
+            for k, pos in wanted:
+                out[k] = self.synthetic[pos]
+        for k, (syn, pos) in enumerate(located):
+            if not syn:
+                out[k] = self.real[pos]
+        return out

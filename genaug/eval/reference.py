@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from genaug.data import ImageDataset
 from genaug.device import resolve_device
-from genaug.io import atomic_write_text
+from genaug.errors import GenaugError
+from genaug.io import write_folder_atomically
+
+REFERENCE_FORMAT_VERSION = 1
+REFERENCE_WEIGHTS = "reference.safetensors"
+REFERENCE_CONFIG = "reference.json"
 
 
 class ReferenceClassifier(nn.Module):
@@ -62,6 +69,19 @@ class ReferenceClassifier(nn.Module):
             ]
         )
 
+    @torch.no_grad()
+    def embed(self, images: Tensor, batch_size: int = 512) -> tuple[Tensor, Tensor]:
+        """Features (B, 4 * width) and predicted classes (B,) of images (B, C, H, W), on the CPU."""
+        device = next(self.parameters()).device
+        features, predictions = [], []
+        for i in range(0, len(images), batch_size):
+            h = self.features(images[i : i + batch_size].to(device))
+            features.append(h.float().cpu())
+            predictions.append(self.head(h).argmax(1).cpu())
+        if not features:
+            return torch.empty(0, self.head.in_features), torch.empty(0, dtype=torch.long)
+        return torch.cat(features), torch.cat(predictions)
+
 
 def train_reference_classifier(
     dataset: ImageDataset,
@@ -100,19 +120,62 @@ def accuracy(model: ReferenceClassifier, dataset: ImageDataset) -> float:
     return float((predictions == dataset.targets).float().mean())
 
 
-def save_reference_classifier(model: ReferenceClassifier, directory: str | Path) -> None:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def save_reference_classifier(
+    model: ReferenceClassifier, directory: str | Path, meta: dict[str, Any] | None = None
+) -> Path:
+    """Save the classifier as a folder (reference.safetensors + reference.json), atomically.
+
+    ``meta`` (JSON-able) is kept beside the weights: :mod:`genaug.eval.evaluate` records there
+    which data and recipe the classifier was trained with, to reuse it only when they match.
+    """
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(directory / "reference.safetensors"))
-    atomic_write_text(directory / "reference.json", json.dumps(model.config))
+    config = {
+        "format_version": REFERENCE_FORMAT_VERSION,
+        "model_args": dict(model.config),
+        "meta": dict(meta or {}),
+    }
+
+    def fill(tmp: Path) -> None:
+        save_file(tensors, str(tmp / REFERENCE_WEIGHTS))
+        (tmp / REFERENCE_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+    return write_folder_atomically(directory, fill)
+
+
+def read_reference_meta(directory: str | Path) -> dict[str, Any] | None:
+    """The ``meta`` saved with a reference classifier, or None when there is no readable one."""
+    path = Path(directory) / REFERENCE_CONFIG
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(config, dict) or not (Path(directory) / REFERENCE_WEIGHTS).is_file():
+        return None
+    meta = config.get("meta", {})
+    return meta if isinstance(meta, dict) else None
 
 
 def load_reference_classifier(directory: str | Path, device: str = "cpu") -> ReferenceClassifier:
+    """Load a classifier saved by :func:`save_reference_classifier` (no pickle)."""
     directory = Path(directory)
-    config = json.loads((directory / "reference.json").read_text())
-    model = ReferenceClassifier(**config)
-    model.load_state_dict(load_file(str(directory / "reference.safetensors")))
+    try:
+        config = json.loads((directory / REFERENCE_CONFIG).read_text())
+        tensors = load_file(str(directory / REFERENCE_WEIGHTS))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, SafetensorError) as exc:
+        raise GenaugError(
+            f"No readable reference classifier in {directory} ({exc.__class__.__name__}); "
+            "delete the folder and it will be trained again."
+        ) from None
+    # The first format was the bare constructor arguments.
+    model_args = config.get("model_args", config) if isinstance(config, dict) else {}
+    try:
+        model = ReferenceClassifier(**model_args)
+        model.load_state_dict(tensors)
+    except (TypeError, RuntimeError) as exc:
+        raise GenaugError(
+            f"The reference classifier in {directory} does not match its {REFERENCE_CONFIG} "
+            f"({exc.__class__.__name__}); delete the folder and it will be trained again."
+        ) from None
     return model.to(device).eval()
 
 

@@ -9,7 +9,10 @@ from typing import Any
 from genaug.errors import GenaugError
 
 # Fields that may differ between a run and its resumption.
-RESUMABLE_CHANGES = frozenset({"steps", "resume", "overwrite", "device", "progress", "out"})
+RESUMABLE_CHANGES = frozenset(
+    {"steps", "resume", "overwrite", "device", "progress", "out", "checkpoint_every", "log_every"}
+    | {"keep_checkpoints"}
+)
 
 
 @dataclass

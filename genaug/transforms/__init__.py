@@ -1,0 +1,13 @@
+"""Augmentation built on a generator: one generator, wrapped once, native in each host API.
+
+- :class:`GenerativeAugment`: the batched ``nn.Module`` on ``(B, C, H, W)`` images.
+- :class:`GenerativeMix`: ``(images, labels) -> (images, labels)`` on the training device.
+- :mod:`genaug.transforms.torchvision`: ``TorchvisionGenerativeAugment``, a v2 transform.
+- :mod:`genaug.transforms.albumentations`: ``AlbumentationsGenerativeAugment`` (optional extra).
+- :mod:`genaug.transforms.functional`: the pure batched kernels.
+"""
+
+from genaug.transforms.batch import GenerativeMix
+from genaug.transforms.core import MODES, GenerativeAugment, supported_modes
+
+__all__ = ["MODES", "GenerativeAugment", "GenerativeMix", "supported_modes"]

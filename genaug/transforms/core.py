@@ -1,0 +1,378 @@
+"""GenerativeAugment: a batched generative transform (an ``nn.Module``) on image batches.
+
+Parameters are drawn per image (its own latent noise, its own apply/skip decision) from a
+``torch.Generator`` the transform owns; ``make_params`` draws them, ``apply`` uses them, and
+``forward(..., params=...)`` replays a call exactly (like Kornia).
+
+Label policy per mode (every mode keeps the label of each image):
+
+- ``perturb`` (generators with an encoder): encode, jitter the latent, decode.
+- ``resample``: replace the image by a fresh sample of its class. An unconditional generator
+  cannot know the class, so it may resample only unlabelled images (called without labels).
+- ``interpolate`` (encoder): decode a point between the latents of two images of one class.
+- ``auto``: ``perturb`` when the generator has an encoder, else ``resample``.
+
+See :mod:`genaug.transforms.functional` for what ``strength`` means in each mode.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import get_worker_info
+
+from genaug.data.convert import convert_channels, resize_images, to_float_images, to_uint8_images
+from genaug.device import autocast_for
+from genaug.errors import GenaugError
+from genaug.models.base import Generator
+from genaug.transforms import functional as F
+from genaug.transforms._holder import GeneratorHolder
+
+__all__ = ["MODES", "GenerativeAugment", "resolve_mode", "supported_modes"]
+
+MODES = ("perturb", "resample", "interpolate")
+_RANGE_TOLERANCE = 0.05  # float pixels this far outside [0, 1] are clamped; further is an error
+
+
+def supported_modes(has_encoder: bool, conditional: bool) -> list[str]:
+    """The modes a generator can do: ``perturb`` and ``interpolate`` need an encoder."""
+    modes = ["perturb"] if has_encoder else []
+    modes.append("resample" if conditional else "resample (unlabelled images only)")
+    if has_encoder:
+        modes.append("interpolate")
+    return modes
+
+
+def resolve_mode(mode: str, has_encoder: bool, conditional: bool, family: str = "") -> str:
+    """``mode`` checked against what the generator can do; ``auto`` -> the best it supports."""
+    if not isinstance(mode, str) or mode not in (*MODES, "auto"):
+        raise GenaugError(
+            f"Unknown generative mode {mode!r}; use one of auto, {', '.join(MODES)}."
+        )
+    if mode == "auto":
+        return "perturb" if has_encoder else "resample"
+    if mode in ("perturb", "interpolate") and not has_encoder:
+        can = ", ".join(supported_modes(has_encoder, conditional))
+        raise GenaugError(
+            f"A {family or 'this'} generator has no encoder, so it cannot do mode {mode!r}; "
+            f"it can do {can} (or auto)."
+        )
+    return mode
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """``value`` as a float in [0, 1], or a clear error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise GenaugError(f"{name} must be a number in [0, 1], got {value!r}.")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise GenaugError(f"{name} must lie in [0, 1], got {value!r}.")
+    return value
+
+
+def mix_seeds(seed: int, other: int) -> int:
+    """A 63-bit seed from two integers (a transform's seed and a DataLoader worker's seed)."""
+    return (seed * 6364136223846793005 + other * 1442695040888963407 + 1) % (2**63)
+
+
+class _Prepared(NamedTuple):
+    """A batch made ready for the generator, and what is needed to give it back as it came."""
+
+    batch: Tensor  # the caller's images, untouched
+    work: Tensor  # (B, C_gen, S, S) float32 in [0, 1] on the generator's device
+    classes: Tensor | None  # (B,) long on the generator's device, or None
+    model: Generator
+
+
+class GenerativeAugment(nn.Module):
+    """Batched generative augmentation of images ``(B, C, H, W)``: uint8 0-255 or float in [0, 1].
+
+    Args:
+        generator: a :class:`~genaug.models.base.Generator`, or a checkpoint path to load (CPU).
+        mode: ``auto``, ``perturb``, ``resample`` or ``interpolate`` (see the module docstring).
+        p: probability that each image is transformed (drawn per image).
+        strength: magnitude in [0, 1]; its meaning per mode is in :mod:`~.functional`.
+        seed: seeds the transform's own random generator; None draws one from torch's global
+            RNG, so ``torch.manual_seed`` makes the run repeat. In a DataLoader worker the stream
+            is re-seeded from this seed and the worker's seed: workers differ, runs repeat.
+
+    Images of another size are resized to the generator's and back; gray <-> RGB is converted.
+    The output keeps the input's dtype, device, size and channel count; the input is not
+    modified. Labels ``(B,)`` (or soft ``(B, num_classes)``, argmax used) are needed by a
+    conditional generator. The transform moves with ``.to(device)``.
+
+    Example: ``aug = GenerativeAugment.from_checkpoint("runs/digits-vae", p=0.5, seed=0)``,
+    then ``images = aug(images, labels)``.
+    """
+
+    def __init__(
+        self,
+        generator: Generator | str | os.PathLike,
+        mode: str = "auto",
+        p: float = 0.5,
+        strength: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.owner = type(self).__name__  # how error messages name this transform
+        self.holder = GeneratorHolder(generator, owner=self.owner)
+        model = self.holder.model
+        self.mode = resolve_mode(mode, model.has_encoder, model.conditional, model.family)
+        self.p = check_fraction(p, "p")
+        self.strength = check_fraction(strength, "strength")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise GenaugError(f"seed must be an integer or None, got {seed!r}.")
+        self.seed = None if seed is None else int(seed)
+        self._base_seed = (
+            int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed) % (2**63)
+        )
+        self._rng = torch.Generator().manual_seed(self._base_seed)
+        self._worker_rng: torch.Generator | None = None
+        self._worker_rng_key: int | None = None
+        self.last_params: dict[str, Tensor] | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GenerativeAugment:
+        """Build from a checkpoint folder; pickled copies carry the path, not the weights."""
+        return cls(os.fspath(path), **kwargs)
+
+    @property
+    def generator(self) -> Generator:
+        """The generator (in eval mode)."""
+        return self.holder.model
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, p={self.p}, strength={self.strength}, seed={self.seed}"
+
+    # ------------------------------------------------------------------ randomness
+    def _random_generator(self, device: torch.device) -> torch.Generator:
+        info = get_worker_info()
+        if info is not None:  # a DataLoader worker: own stream from (seed, worker seed)
+            if self._worker_rng is None or self._worker_rng_key != info.seed:
+                self._worker_rng = torch.Generator().manual_seed(
+                    mix_seeds(self._base_seed, info.seed)
+                )
+                self._worker_rng_key = info.seed
+            return self._worker_rng
+        if self._rng.device != device:  # moved to another device: the stream restarts there
+            self._rng = torch.Generator(device).manual_seed(self._base_seed)
+        return self._rng
+
+    def make_params(
+        self,
+        batch: Tensor,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Draw the per-image parameters for ``batch``: a dict of tensors with first dim B.
+
+        ``apply`` (B,) bool: transform this image; ``noise`` (B, latent_dim); for
+        ``interpolate`` also ``mix`` (B,) uniform and ``partner`` (B,) index of a same-class image.
+        ``generator`` replaces the transform's own random generator for this draw.
+        """
+        return self._make_params(self._prepare(batch, labels, check_pixels=False), generator)
+
+    def _make_params(
+        self, prepared: _Prepared, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        n = prepared.batch.shape[0]
+        model = prepared.model
+        rng = generator if generator is not None else self._random_generator(model.device)
+        device = rng.device
+        params = {
+            "apply": torch.rand(n, generator=rng, device=device) < self.p,  # (B,)
+            "noise": torch.randn(n, model.latent_dim, generator=rng, device=device),
+        }
+        if self.mode == "interpolate":
+            params["mix"] = torch.rand(n, generator=rng, device=device)  # (B,)
+            params["partner"] = F.pick_partners(prepared.classes, n, rng, device)  # (B,)
+        return params
+
+    # ------------------------------------------------------------------ applying
+    def forward(
+        self,
+        batch: Tensor,
+        labels: Tensor | None = None,
+        params: dict[str, Tensor] | None = None,
+    ) -> Tensor:
+        """Transform ``batch`` (B, C, H, W); pass ``params`` (e.g. ``last_params``) to replay."""
+        prepared = self._prepare(batch, labels)
+        if params is None:
+            params = self._make_params(prepared)
+        self.last_params = params
+        return self._run(prepared, params)
+
+    def apply(self, batch: Tensor, labels: Tensor | None, params: dict[str, Tensor]) -> Tensor:
+        """Transform ``batch`` with the given parameters (from :meth:`make_params`)."""
+        return self._run(self._prepare(batch, labels), params)
+
+    def _run(self, prepared: _Prepared, params: dict[str, Tensor]) -> Tensor:
+        batch, model = prepared.batch, prepared.model
+        self._check_params(params, batch.shape[0], model.latent_dim)
+        device = model.device
+        applied = params["apply"].to(device)
+        # On the CPU only the images to transform are computed; on an accelerator the whole
+        # batch is computed and selected with torch.where, so nothing waits for the host.
+        rows = None
+        if device.type == "cpu":
+            rows = applied.nonzero().squeeze(1)
+            if rows.numel() == 0:
+                return batch.clone()
+        with torch.inference_mode(), autocast_for(device)():
+            generated = self._generate(prepared, params, rows).float()  # (n, C_gen, S, S)
+            generated = convert_channels(generated, batch.shape[1])
+            generated = resize_images(generated, tuple(batch.shape[-2:]))
+            if batch.dtype == torch.uint8:
+                generated = to_uint8_images(generated)
+            else:
+                generated = generated.to(batch.dtype)
+        generated = generated.to(batch.device)
+        if rows is None:
+            keep = applied.to(batch.device).view(-1, 1, 1, 1)
+            return torch.where(keep, generated, batch)
+        out = batch.clone()
+        out[rows.to(batch.device)] = generated
+        return out
+
+    def _generate(self, prepared: _Prepared, params: dict[str, Tensor], rows: Tensor | None):
+        model, work, classes = prepared.model, prepared.work, prepared.classes
+        device = model.device
+        noise = params["noise"].to(device=device, dtype=work.dtype)
+
+        def pick(t: Tensor | None) -> Tensor | None:
+            return t if t is None or rows is None else t[rows]
+
+        if self.mode == "perturb":
+            return F.perturb(model, pick(work), pick(classes), pick(noise), self.strength)
+        if self.mode == "resample":
+            return F.resample(model, pick(classes), pick(noise), self.strength)
+        return F.interpolate(
+            model,
+            work,
+            classes,
+            params["partner"].to(device),
+            params["mix"].to(device),
+            noise,
+            self.strength,
+            rows,
+        )
+
+    # ------------------------------------------------------------------ checking inputs
+    def _prepare(self, batch: Any, labels: Any, check_pixels: bool = True) -> _Prepared:
+        owner = self.owner
+        model = self.holder.current()
+        if not isinstance(batch, Tensor):
+            raise GenaugError(
+                f"{owner} expects a torch.Tensor of images shaped (B, C, H, W), got "
+                f"{type(batch).__name__}; convert it first (or use the torchvision or "
+                "Albumentations adapter, which take PIL images and arrays)."
+            )
+        if batch.ndim != 4:
+            raise GenaugError(
+                f"{owner} expects images shaped (B, C, H, W), got shape {tuple(batch.shape)}; "
+                "add a batch dimension with images.unsqueeze(0)."
+            )
+        n, channels, height, width = batch.shape
+        if n == 0:
+            raise GenaugError(f"{owner} got an empty batch (0 images); pass at least one image.")
+        if channels not in (1, 3):
+            raise GenaugError(
+                f"{owner} got images with {channels} channels, shape {tuple(batch.shape)}; "
+                f"expected 1 (gray) or 3 (RGB) channels in dim 1 (the generator makes "
+                f"{model.channels}); drop alpha or extra channels, or permute HWC to CHW."
+            )
+        if height == 0 or width == 0:
+            raise GenaugError(f"{owner} got images of size {height}x{width}; they must not be empty.")
+        if batch.dtype != torch.uint8 and not batch.is_floating_point():
+            raise GenaugError(
+                f"{owner} got images of dtype {batch.dtype}; expected uint8 (0..255) or float "
+                "(0..1), so cast them to one of those."
+            )
+        classes = self._check_labels(labels, n, model)
+        work = to_float_images(batch)
+        if check_pixels and batch.is_floating_point():
+            finite, low, high = torch.stack(
+                [torch.isfinite(work).all().float(), *torch.aminmax(work)]
+            ).tolist()  # one host sync per batch
+            if not finite:
+                raise GenaugError(
+                    f"{owner} got NaN or infinite pixel values; clean the images (for example "
+                    "with torch.nan_to_num) before augmenting."
+                )
+            if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+                raise GenaugError(
+                    f"{owner} expects float images in [0, 1], got values from {low:.3g} to "
+                    f"{high:.3g}; divide 0-255 images by 255, and place the transform before "
+                    "Normalize (or give GenerativeMix the mean and std)."
+                )
+        work = work.to(model.device, non_blocking=True).clamp(0.0, 1.0)
+        work = convert_channels(work, model.channels)
+        work = resize_images(work, model.image_size)  # (B, C_gen, S, S)
+        return _Prepared(batch, work, classes, model)
+
+    def _check_labels(self, labels: Any, n: int, model: Generator) -> Tensor | None:
+        owner, mode = self.owner, self.mode
+        if labels is None:
+            if model.conditional:
+                raise GenaugError(
+                    f"{owner}: the {model.family} generator is conditional, so mode {mode!r} "
+                    "needs one class label per image, and none was given; pass the labels "
+                    "(an (image, label) sample, or labels=...)."
+                )
+            return None
+        if not model.conditional and mode == "resample":
+            raise GenaugError(
+                f"{owner}: an unconditional {model.family} generator cannot resample a labelled "
+                "image (its sample has no known class); use a conditional generator, another "
+                "mode, or pass no labels (unlabelled data)."
+            )
+        try:
+            tensor = torch.as_tensor(np.asarray(labels) if isinstance(labels, list) else labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise GenaugError(
+                f"{owner} expects labels as class indices (B,) or soft labels (B, num_classes), "
+                f"got {type(labels).__name__}; pass a tensor or a list of ints."
+            ) from None
+        if tensor.ndim == 0:
+            tensor = tensor.reshape(1)
+        if tensor.ndim == 2 and tensor.is_floating_point():  # soft labels (Mixup, smoothing)
+            if model.conditional and tensor.shape[1] != model.num_classes:
+                raise GenaugError(
+                    f"{owner} got soft labels over {tensor.shape[1]} classes; the generator "
+                    f"knows {model.num_classes}, so give labels shaped (B, {model.num_classes})."
+                )
+            tensor = tensor.argmax(dim=1)
+        elif tensor.ndim != 1 or tensor.is_floating_point() or tensor.dtype == torch.bool:
+            raise GenaugError(
+                f"{owner} expects labels as integer class indices (B,) or soft labels "
+                f"(B, num_classes), got {tensor.dtype} of shape {tuple(tensor.shape)}."
+            )
+        if tensor.shape[0] != n:
+            raise GenaugError(
+                f"{owner} got {tensor.shape[0]} labels for {n} images; give one label per image."
+            )
+        if model.conditional:
+            low, high = torch.stack([tensor.min(), tensor.max()]).tolist()
+            if low < 0 or high >= model.num_classes:
+                raise GenaugError(
+                    f"{owner} got labels from {low} to {high}, but the generator knows classes "
+                    f"0 to {model.num_classes - 1}; map the labels into that range."
+                )
+        return tensor.long().to(model.device)
+
+    def _check_params(self, params: Any, n: int, latent_dim: int) -> None:
+        keys = ("apply", "noise", "mix", "partner") if self.mode == "interpolate" else ("apply", "noise")
+        if not isinstance(params, dict) or any(key not in params for key in keys):
+            raise GenaugError(
+                "params must be the dict that make_params returned (or last_params), "
+                f"got {type(params).__name__}."
+            )
+        if params["apply"].shape != (n,) or params["noise"].shape != (n, latent_dim):
+            raise GenaugError(
+                f"params were drawn for {params['apply'].shape[0]} images but the batch holds "
+                f"{n}; draw them for this batch with make_params."
+            )

@@ -1,0 +1,121 @@
+"""Pure batched kernels of the generative transforms.
+
+Every kernel takes a generator and images already prepared for it: float32 ``(B, C, S, S)`` in
+[0, 1] at the generator's size and channel count, on its device. Randomness comes in as tensors
+(``noise``, ``mix``, ``partner``) drawn by the caller, so a kernel is a deterministic function of
+its arguments. ``strength`` in [0, 1] is the one magnitude knob; its meaning per mode:
+
+- ``perturb``: the latent jitter, in units of the encoder's posterior scale:
+  ``z = mean + strength * scale * noise``. 0 reconstructs the image, 1 draws from the VAE posterior
+  (for a deterministic encoder, such as the C-GAN's, the scale is 1: unit Gaussian jitter).
+- ``resample``: the sampling temperature: ``z = strength * noise``. 1 samples the generator's
+  prior; lower values give more typical, less varied images of the class (the truncation trick);
+  0 gives the same prototype image for every sample of a class.
+- ``interpolate``: how far to walk toward a partner image of the same class:
+  ``z = z_a + t (z_b - z_a)`` with ``t = strength * mix / 2`` and ``mix`` uniform in [0, 1], so 1
+  reaches at most the midpoint. An image without a partner is perturbed instead.
+
+Labels are class indices ``(B,)`` (or None for an unconditional generator); they are preserved.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from genaug.models.base import Generator
+
+__all__ = ["interpolate", "pick_partners", "perturb", "resample"]
+
+
+def perturb(
+    generator: Generator, images: Tensor, labels: Tensor | None, noise: Tensor, strength: float
+) -> Tensor:
+    """Encode, jitter each latent by ``strength`` x its posterior scale, decode.
+
+    Args:
+        images: (B, C, S, S) in [0, 1]; labels: (B,) or None; noise: (B, latent_dim) ~ N(0, I).
+
+    Returns:
+        (B, C, S, S) in [0, 1].
+    """
+    encoding = generator.encode(images, labels)
+    z = encoding.mean + strength * encoding.scale * noise  # (B, latent_dim)
+    return generator.decode(z, labels)
+
+
+def resample(
+    generator: Generator, labels: Tensor | None, noise: Tensor, strength: float
+) -> Tensor:
+    """A fresh sample per row (of the row's class when conditional), at temperature ``strength``.
+
+    Args:
+        labels: (B,) or None; noise: (B, latent_dim) ~ N(0, I).
+
+    Returns:
+        (B, C, S, S) in [0, 1].
+    """
+    return generator.decode(strength * noise, labels)
+
+
+def interpolate(
+    generator: Generator,
+    images: Tensor,
+    labels: Tensor | None,
+    partner: Tensor,
+    mix: Tensor,
+    noise: Tensor,
+    strength: float,
+    rows: Tensor | None = None,
+) -> Tensor:
+    """Decode a point between the latents of each image and its partner of the same class.
+
+    Args:
+        images: (B, C, S, S) in [0, 1], the whole batch (partners are looked up in it).
+        labels: (B,) or None.
+        partner: (B,) index of each image's partner; an image that is its own partner has none
+            and is perturbed instead (with ``noise``).
+        mix: (B,) uniform in [0, 1]; the walk is ``t = strength * mix / 2``.
+        noise: (B, latent_dim) ~ N(0, I), used for images without a partner.
+        rows: which rows to produce (default: all), so skipped images need no decoding.
+
+    Returns:
+        (len(rows), C, S, S) in [0, 1].
+    """
+    encoding = generator.encode(images, labels)
+    z_self = encoding.mean  # (B, latent_dim)
+    t = (0.5 * strength * mix).to(z_self.dtype).unsqueeze(1)  # (B, 1)
+    z_walk = z_self + t * (z_self[partner] - z_self)
+    z_jitter = z_self + strength * encoding.scale * noise
+    alone = partner == torch.arange(partner.shape[0], device=partner.device)  # (B,)
+    z = torch.where(alone.unsqueeze(1), z_jitter, z_walk)
+    if rows is not None:
+        z = z[rows]
+        labels = None if labels is None else labels[rows]
+    return generator.decode(z, labels)
+
+
+def pick_partners(
+    classes: Tensor | None, n: int, generator: torch.Generator, device: torch.device
+) -> Tensor:
+    """For each of ``n`` images, a random other image of the same class (itself when none).
+
+    Images are shuffled within their class and each one's partner is the next in that random
+    cycle: O(n log n), no (n, n) matrix. ``classes`` (n,) or None (one class for all).
+    """
+    key = torch.rand(n, generator=generator, device=device)  # random order within a class
+    order = torch.argsort(key)
+    if classes is not None:
+        classes = classes.to(device)
+        order = order[torch.argsort(classes[order], stable=True)]
+        sorted_classes = classes[order]
+    else:
+        sorted_classes = torch.zeros(n, dtype=torch.long, device=device)
+    position = torch.arange(n, device=device)
+    group_start = torch.searchsorted(sorted_classes, sorted_classes)  # first slot of each class
+    next_same = torch.zeros(n, dtype=torch.bool, device=device)
+    next_same[:-1] = sorted_classes[1:] == sorted_classes[:-1]
+    partner_slot = torch.where(next_same, position + 1, group_start)
+    partner = torch.empty_like(order)
+    partner[order] = order[partner_slot]
+    return partner

@@ -1,0 +1,221 @@
+"""A torchvision transforms v2 adapter: ``TorchvisionGenerativeAugment``.
+
+It takes PIL images (mode L or RGB), uint8 or float tensors ``(C, H, W)`` or ``(B, C, H, W)`` and
+``tv_tensors.Image``, inside any sample structure v2 understands (tuples, lists, dicts). Labels
+are read from an ``(image, label)`` sample or a dict (like ``v2.MixUp``'s ``labels_getter``) and
+passed through unchanged. Bounding boxes, masks and keypoints pass through too, with a warning:
+the generator moves the image content, so they may no longer match.
+
+``torchvision.datasets.ImageFolder`` gives its ``transform`` the image alone; wrap the dataset in
+:class:`JointTransformDataset` so the transform sees ``(image, label)`` samples.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from torch import Tensor
+from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from genaug.errors import GenaugError
+from genaug.models.base import Generator
+from genaug.transforms.core import GenerativeAugment
+
+__all__ = ["JointTransformDataset", "TargetsNotTransformedWarning", "TorchvisionGenerativeAugment"]
+
+_PIL_MODES = ("L", "RGB")
+_GEOMETRY = (tv_tensors.BoundingBoxes, tv_tensors.Mask, tv_tensors.KeyPoints)
+
+
+class TargetsNotTransformedWarning(UserWarning):
+    """Boxes, masks or keypoints passed through a transform that moves the image content."""
+
+
+def default_labels_getter(sample: Any) -> Any:
+    """The label of a sample: the second item of a tuple/list, or a dict's label-like key.
+
+    A dict key ``labels`` wins, then the first key containing ``label`` (any case), as in
+    ``v2.MixUp``. Returns None when the sample carries no label.
+    """
+    candidate = sample
+    if isinstance(sample, (tuple, list)):
+        if len(sample) < 2:
+            return None
+        candidate = sample[1]
+    if isinstance(candidate, Mapping):
+        keys = [k for k in candidate if isinstance(k, str)]
+        key = next((k for k in keys if k.lower() == "labels"), None)
+        key = key or next((k for k in keys if "label" in k.lower()), None)
+        return None if key is None else candidate[key]
+    if candidate is sample:  # a bare image or a dict without labels
+        return None
+    if isinstance(candidate, (int, np.integer, np.ndarray)) and not isinstance(candidate, bool):
+        return candidate
+    if isinstance(candidate, Tensor) and not isinstance(candidate, tv_tensors.TVTensor):
+        return candidate
+    return None
+
+
+def _is_image(item: Any) -> bool:
+    return isinstance(item, (PIL.Image.Image, tv_tensors.Image)) or (
+        isinstance(item, Tensor) and not isinstance(item, tv_tensors.TVTensor)
+    )
+
+
+class TorchvisionGenerativeAugment(v2.Transform):
+    """Generative augmentation as a torchvision v2 transform.
+
+    Args:
+        generator: a Generator, or a checkpoint path (pickled copies carry the path).
+        mode, p, strength, seed: as for :class:`~genaug.transforms.core.GenerativeAugment`
+            (``p`` is drawn per image; inside ``v2.RandomApply`` use ``p=1``).
+        labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
+            the sample and returning its label(s), or None (no labels: unconditional use only).
+
+    Example::
+
+        aug = TorchvisionGenerativeAugment("runs/digits-vae", p=0.5, seed=0)
+        pipeline = v2.Compose([v2.PILToTensor(), aug, v2.ToDtype(torch.float32, scale=True)])
+        image, label = pipeline((pil_image, 3))
+    """
+
+    def __init__(
+        self,
+        generator: Generator | str | os.PathLike,
+        mode: str = "auto",
+        p: float = 0.5,
+        strength: float = 1.0,
+        seed: int | None = None,
+        labels_getter: str | Callable[[Any], Any] | None = "default",
+    ) -> None:
+        super().__init__()
+        self.augment = GenerativeAugment(generator, mode=mode, p=p, strength=strength, seed=seed)
+        self.augment.owner = type(self).__name__
+        if labels_getter == "default":
+            self._get_labels: Callable[[Any], Any] = default_labels_getter
+        elif labels_getter is None:
+            self._get_labels = lambda sample: None
+        elif callable(labels_getter):
+            self._get_labels = labels_getter
+        else:
+            raise GenaugError(
+                f"labels_getter must be 'default', a callable or None, got {labels_getter!r}."
+            )
+        self.labels_getter = labels_getter
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_get_labels")  # a lambda for None; rebuilt from labels_getter
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        getter = state["labels_getter"]
+        if getter == "default":
+            self._get_labels = default_labels_getter
+        elif getter is None:
+            self._get_labels = lambda sample: None
+        else:
+            self._get_labels = getter
+
+    @property
+    def generator(self) -> Generator:
+        return self.augment.generator
+
+    @property
+    def mode(self) -> str:
+        return self.augment.mode
+
+    @property
+    def last_params(self) -> dict[str, Tensor] | None:
+        return self.augment.last_params
+
+    def extra_repr(self) -> str:
+        return self.augment.extra_repr()
+
+    def forward(self, *inputs: Any, params: dict[str, Tensor] | None = None) -> Any:
+        """Transform the images of a sample; pass ``params`` (e.g. ``last_params``) to replay."""
+        sample = inputs if len(inputs) > 1 else inputs[0]
+        flat, spec = tree_flatten(sample)
+        needs = self._needs_transform_list(flat)
+        images = [i for i, (item, need) in enumerate(zip(flat, needs)) if need and _is_image(item)]
+        if not images:
+            kinds = ", ".join(sorted({type(item).__name__ for item in flat})) or "nothing"
+            raise GenaugError(
+                f"{type(self).__name__} found no image in the sample (got {kinds}); pass a PIL "
+                "image, a tensor (C, H, W) or (B, C, H, W), or a tv_tensors.Image."
+            )
+        others = [item for item, need in zip(flat, needs) if need and not _is_image(item)]
+        if others:
+            kinds = ", ".join(sorted({type(item).__name__ for item in others}))
+            warnings.warn(
+                f"{type(self).__name__} (mode {self.mode!r}) changes the image content; the "
+                f"{kinds} in the sample pass through unchanged and may no longer match it.",
+                TargetsNotTransformedWarning,
+                stacklevel=2,
+            )
+        labels = self._get_labels(sample)
+        out = list(flat)
+        for index in images:
+            batch, restore = self._to_batch(flat[index])
+            if params is None:
+                params = self.augment.make_params(batch, labels)
+            out[index] = restore(self.augment.apply(batch, labels, params))
+        self.augment.last_params = params
+        return tree_unflatten(out, spec)
+
+    def _to_batch(self, image: Any) -> tuple[Tensor, Callable[[Tensor], Any]]:
+        """An image as a batch tensor (B, C, H, W), and the function giving a result back as it came."""
+        name = type(self).__name__
+        if isinstance(image, PIL.Image.Image):
+            if image.mode not in _PIL_MODES:
+                raise GenaugError(
+                    f"{name} takes PIL images in mode L or RGB, got mode {image.mode}; convert "
+                    "it with image.convert('RGB') (or put v2.RGB() before)."
+                )
+            mode = image.mode
+            batch = TF.pil_to_tensor(image).unsqueeze(0)  # (1, C, H, W) uint8
+            return batch, lambda out: TF.to_pil_image(out[0], mode=mode)
+        tensor = image.as_subclass(Tensor)
+        if tensor.ndim == 3:
+            batch, restore = tensor.unsqueeze(0), (lambda out: out[0])
+        elif tensor.ndim == 4:
+            batch, restore = tensor, (lambda out: out)
+        else:
+            raise GenaugError(
+                f"{name} expects image tensors shaped (C, H, W) or (B, C, H, W), got shape "
+                f"{tuple(tensor.shape)}; add the channel dimension with unsqueeze(0)."
+            )
+        if isinstance(image, tv_tensors.Image):
+            return batch, lambda out: tv_tensors.wrap(restore(out), like=image)
+        return batch, restore
+
+
+class JointTransformDataset(Dataset):
+    """A dataset whose ``(image, label)`` samples go through one transform together.
+
+    ``ImageFolder(root, transform=...)`` shows its transform the image alone; a label-aware
+    transform (a conditional generator needs the class) must see the pair::
+
+        data = JointTransformDataset(ImageFolder(root), v2.Compose([..., generative, ...]))
+    """
+
+    def __init__(self, dataset: Dataset, transform: Callable[[Any], Any]) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.transform(self.dataset[index])

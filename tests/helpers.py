@@ -1,0 +1,267 @@
+"""Shared checkers for the tests: ``check_transform`` and the host drivers it runs through.
+
+A *host* is one way a generative transform is called: the core module, GenerativeMix, the
+torchvision v2 adapter (tensor and PIL samples) and the Albumentations adapter. Each host knows
+how to build its transform, make a sample, call it (optionally replaying parameters) and split a
+batched sample into single ones. ``check_transform`` runs the same checks through every host,
+as torchvision's ``check_transform`` does for its transforms.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from torch import Tensor
+
+from genaug import GenerativeAugment, GenerativeMix
+from genaug.transforms.torchvision import TorchvisionGenerativeAugment
+
+
+# ---------------------------------------------------------------------- comparing samples
+def describe(image: Any) -> tuple:
+    """What must survive a transform: type, dtype, device, size, channels (or PIL mode)."""
+    if isinstance(image, PIL.Image.Image):
+        return (type(image), image.mode, image.size)
+    if isinstance(image, np.ndarray):
+        return (type(image), image.dtype, image.shape)
+    if isinstance(image, Tensor):
+        return (type(image), image.dtype, image.device, tuple(image.shape))
+    raise AssertionError(f"not an image: {type(image).__name__}")
+
+
+def as_array(image: Any) -> np.ndarray:
+    if isinstance(image, PIL.Image.Image):
+        return np.asarray(image)
+    if isinstance(image, Tensor):
+        return image.detach().cpu().numpy()
+    return np.asarray(image)
+
+
+def assert_same(a: Any, b: Any, tolerance: float = 0.0) -> None:
+    """Recursive equality of samples; ``tolerance`` allows float noise (and +-1 for uint8)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys()
+        for key in a:
+            assert_same(a[key], b[key], tolerance)
+    elif isinstance(a, (tuple, list)):
+        assert type(a) is type(b) and len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y, tolerance)
+    elif isinstance(a, (PIL.Image.Image, np.ndarray, Tensor)):
+        assert describe(a) == describe(b)
+        x, y = as_array(a), as_array(b)
+        if tolerance == 0:
+            assert np.array_equal(x, y)
+        else:
+            slack = 1 if x.dtype == np.uint8 else tolerance
+            assert np.abs(x.astype(np.float64) - y.astype(np.float64)).max() <= slack
+    else:
+        assert a == b
+
+
+def slice_params(params: Any, index: int, n: int) -> Any:
+    """The parameters of image ``index`` out of those drawn for a batch of ``n``."""
+    if isinstance(params, dict):
+        return {key: slice_params(value, index, n) for key, value in params.items()}
+    if isinstance(params, Tensor) and params.ndim and params.shape[0] == n:
+        return params[index : index + 1]
+    if isinstance(params, list) and len(params) == n:
+        return [params[index]]
+    return params
+
+
+# ---------------------------------------------------------------------- hosts
+@dataclass
+class Host:
+    """One calling convention of a generative transform (see the module docstring)."""
+
+    name: str
+    transform_class: type
+    build: Callable[..., Any]  # (generator, mode, p, seed) -> transform
+    sample: Callable[[int, int, int, torch.dtype, int], Any]  # (n, c, size, dtype, k) -> sample
+    call: Callable[[Any, Any, Any], Any]  # (transform, sample, params or None) -> output sample
+    last_params: Callable[[Any], Any]
+    image_of: Callable[[Any], Any]
+    split: Callable[[Any], list[Any]] | None  # a batched sample -> single samples
+
+
+def _images(n: int, c: int, size: int, dtype: torch.dtype) -> Tensor:
+    rng = torch.Generator().manual_seed(n * 100 + c * 10 + size)
+    images = torch.rand(n, c, size, size + 2, generator=rng)  # not square on purpose
+    return (images * 255).round().to(torch.uint8) if dtype == torch.uint8 else images.to(dtype)
+
+
+def _labels(n: int, num_classes: int) -> Tensor:
+    return torch.arange(n) % max(num_classes, 1)
+
+
+def _core_host() -> Host:
+    return Host(
+        name="core",
+        transform_class=GenerativeAugment,
+        build=lambda g, mode, p, seed: GenerativeAugment(g, mode=mode, p=p, seed=seed),
+        sample=lambda n, c, size, dtype, k: (_images(n, c, size, dtype), _labels(n, k)),
+        call=lambda t, s, params: (t(s[0], s[1], params=params), s[1]),
+        last_params=lambda t: t.last_params,
+        image_of=lambda s: s[0],
+        split=lambda s: [(s[0][i : i + 1], s[1][i : i + 1]) for i in range(len(s[0]))],
+    )
+
+
+def _mix_host() -> Host:
+    return Host(
+        name="mix",
+        transform_class=GenerativeMix,
+        build=lambda g, mode, p, seed: GenerativeMix(g, mode=mode, p=p, seed=seed),
+        sample=lambda n, c, size, dtype, k: (_images(n, c, size, dtype), _labels(n, k)),
+        call=lambda t, s, params: t(s[0], s[1], params=params),
+        last_params=lambda t: t.last_params,
+        image_of=lambda s: s[0],
+        split=lambda s: [(s[0][i : i + 1], s[1][i : i + 1]) for i in range(len(s[0]))],
+    )
+
+
+def _torchvision_host() -> Host:
+    def sample(n, c, size, dtype, k):
+        return (_images(n, c, size, dtype), _labels(n, k))
+
+    return Host(
+        name="torchvision",
+        transform_class=TorchvisionGenerativeAugment,
+        build=lambda g, mode, p, seed: TorchvisionGenerativeAugment(g, mode=mode, p=p, seed=seed),
+        sample=sample,
+        call=lambda t, s, params: t(s, params=params),
+        last_params=lambda t: t.last_params,
+        image_of=lambda s: s[0],
+        split=lambda s: [(s[0][i], int(s[1][i])) for i in range(len(s[0]))],
+    )
+
+
+def _torchvision_pil_host() -> Host:
+    def sample(n, c, size, dtype, k):
+        array = _images(1, c, size, torch.uint8)[0].permute(1, 2, 0).numpy()
+        image = PIL.Image.fromarray(array[..., 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
+        return {"image": image, "label": 1 % max(k, 1)}
+
+    host = _torchvision_host()
+    host.name, host.sample, host.split = "torchvision-pil", sample, None
+    host.image_of = lambda s: s["image"]
+    return host
+
+
+def _albumentations_host() -> Host:
+    from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
+
+    def sample(n, c, size, dtype, k):
+        images = _images(n, c, size, dtype).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+        if dtype != torch.uint8:
+            images = images.astype(np.float32)
+        return {"images": np.ascontiguousarray(images), "label": _labels(n, k).tolist()}
+
+    def call(t, s, params):
+        if params is None:
+            return t(**s)
+        if not params:  # the last call did not apply the transform
+            return copy.deepcopy(s)
+        return t.apply_with_params(params, **s)
+
+    def split(s):
+        return [{"image": s["images"][i], "label": s["label"][i]} for i in range(len(s["label"]))]
+
+    return Host(
+        name="albumentations",
+        transform_class=AlbumentationsGenerativeAugment,
+        build=lambda g, mode, p, seed: AlbumentationsGenerativeAugment(g, mode=mode, p=p),
+        sample=sample,
+        call=call,
+        last_params=lambda t: t.get_applied_params(),
+        image_of=lambda s: s["images"] if "images" in s else s["image"],
+        split=split,
+    )
+
+
+def _all_hosts() -> list[Host]:
+    hosts = [_core_host(), _mix_host(), _torchvision_host(), _torchvision_pil_host()]
+    try:
+        hosts.append(_albumentations_host())
+    except ImportError:  # the optional extra is not installed
+        pass
+    return hosts
+
+
+HOSTS: dict[str, Host] = {host.name: host for host in _all_hosts()}
+
+
+# ---------------------------------------------------------------------- the checker
+def check_transform(host: Host, transform: Any, sample: Any) -> Any:
+    """Run the shared checks of a transform through ``host``; returns the first output.
+
+    - the input is not written to;
+    - the output image keeps type, dtype, device and size (and channels / PIL mode);
+    - a call with the parameters of the last call replays it exactly;
+    - the transform pickles, and the unpickled copy replays the call exactly;
+    - a batch gives the same result as its images one by one with the same parameters
+      (up to float rounding; not for ``interpolate``, whose partners live in the batch).
+    """
+    original = copy.deepcopy(sample)
+    out = host.call(transform, sample, None)
+    assert_same(sample, original)  # no in-place write
+    assert describe(host.image_of(out)) == describe(host.image_of(sample))
+    params = host.last_params(transform)
+
+    assert_same(host.call(transform, sample, params), out)  # replay is exact
+
+    clone = pickle.loads(pickle.dumps(transform))
+    assert_same(host.call(clone, sample, params), out)
+
+    mode = getattr(transform, "mode", None)
+    if host.split is not None and mode != "interpolate":
+        singles = host.split(sample)
+        expected = host.split(out)
+        for i, (single, want) in enumerate(zip(singles, expected)):
+            got = host.call(transform, single, slice_params(params, i, len(singles)))
+            assert_same(got, want, tolerance=1e-5)
+    assert_same(sample, original)
+    return out
+
+
+# ---------------------------------------------------------------------- generators for tests
+
+
+
+def make_generator(name: str = "test_vae", num_classes: int = 10, channels: int = 1, size: int = 16):
+    """A fresh tiny generator in eval mode, deterministic weights for the same arguments."""
+    from genaug import create_generator
+
+    torch.manual_seed(1234)
+    return create_generator(
+        name, image_size=size, num_classes=num_classes, channels=channels
+    ).eval()
+
+
+def family_modes(model: Any) -> list[str]:
+    """The modes a generator can do (resample only when conditional, for labelled tests)."""
+    modes = ["perturb"] if model.has_encoder else []
+    if model.conditional:
+        modes.append("resample")
+    if model.has_encoder:
+        modes.append("interpolate")
+    return modes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny generators run fastest on one thread; two OpenMP threads on a busy 2-core machine
+    spin at every barrier and make each call ~100x slower. Restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
