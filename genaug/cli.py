@@ -73,6 +73,21 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     _add_device(sample)
 
+    evaluate = commands.add_parser("evaluate", help="measure a generator against real data")
+    evaluate.add_argument("--checkpoint", required=True, help="checkpoint or run folder")
+    evaluate.add_argument("--data", help="real data spec (default: the checkpoint's own)")
+    evaluate.add_argument("--n", type=_positive_int, default=1000, help="samples (default 1000)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", help="metrics JSON (default: CHECKPOINT/eval/metrics.json)")
+    evaluate.add_argument(
+        "--cache", help="reference classifier folder (default: CHECKPOINT/eval/reference)"
+    )
+    evaluate.add_argument(
+        "--classifier-steps", type=_positive_int, default=600, help="reference and CAS steps"
+    )
+    evaluate.add_argument("--plot", action="store_true", help="write sample and neighbour PNGs")
+    _add_device(evaluate)
+
     info = commands.add_parser("info", help="print a checkpoint's config")
     info.add_argument("--checkpoint", required=True)
 
@@ -141,6 +156,31 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from genaug.eval import evaluate_generator, format_metrics
+    from genaug.models.checkpoint import resolve_checkpoint_dir
+
+    checkpoint = resolve_checkpoint_dir(args.checkpoint)  # a missing folder -> clear error
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "eval" / "metrics.json"
+    if out.suffix.lower() != ".json":
+        raise GenaugError(f"--out {out} should name a .json file, e.g. {out / 'metrics.json'}.")
+    metrics = evaluate_generator(
+        checkpoint,
+        args.data,
+        n_samples=args.n,
+        seed=args.seed,
+        device=args.device,
+        out_dir=out.parent,
+        plot=args.plot,
+        cache_dir=args.cache or Path(args.checkpoint) / "eval" / "reference",
+        classifier_steps=args.classifier_steps,
+        metrics_name=out.name,
+    )
+    print(format_metrics(metrics))
+    print("wrote " + ", ".join(metrics["files"].values()))
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from genaug.models import read_generator_config
 
@@ -167,6 +207,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 COMMANDS = {
     "train": _cmd_train,
     "sample": _cmd_sample,
+    "evaluate": _cmd_evaluate,
     "info": _cmd_info,
     "list": _cmd_list,
     "demo": _cmd_demo,

@@ -320,7 +320,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
         "genaug",
         *TRAIN,
         "--steps",
-        "3000",
+        "800",
         "--checkpoint-every",
         "25",
         "--out",

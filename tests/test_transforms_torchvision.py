@@ -140,10 +140,12 @@ def test_sits_in_random_apply_and_random_choice_beside_classic_transforms():
 def test_timm_create_transform_then_the_generative_transform(checkpoint):
     from timm.data import create_transform
 
-    classic = create_transform(16, is_training=True, normalize=False)  # PIL -> float [0, 1]
+    classic = create_transform(16, is_training=True, normalize=False)  # PIL -> uint8 tensor
     generative = TorchvisionGenerativeAugment(checkpoint, p=1.0, seed=0)
-    image, label = generative((classic(_pil("RGB", 24)), 7))
-    assert image.shape == (3, 16, 16) and image.dtype == torch.float32 and label == 7
+    tensor = classic(_pil("RGB", 24))
+    image, label = generative((tensor, 7))
+    assert image.shape == (3, 16, 16) == tensor.shape and image.dtype == tensor.dtype
+    assert label == 7 and not torch.equal(image, tensor)
 
 
 def test_a_pickled_copy_loads_the_weights_once_not_per_sample(checkpoint, monkeypatch):

@@ -126,7 +126,12 @@ def _sqrtm_of_product(cov_a: np.ndarray, cov_b: np.ndarray, strict: bool) -> np.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
         root = scipy.linalg.sqrtm(cov_a @ cov_b)
-    singular = any(issubclass(w.category, scipy.linalg.LinAlgWarning) for w in caught)
+    singular = False
+    for w in caught:
+        if issubclass(w.category, scipy.linalg.LinAlgWarning):
+            singular = True
+        else:  # not ours to hide
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if (strict and singular) or not np.isfinite(root).all():
         return None
     if np.iscomplexobj(root):

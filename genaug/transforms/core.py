@@ -148,6 +148,24 @@ class GenerativeAugment(nn.Module):
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, p={self.p}, strength={self.strength}, seed={self.seed}"
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        # A torch.Generator does not survive torch's DataLoader pickler (its state tensor is
+        # sent as shared memory and fails to rebuild under spawn): carry the state as bytes.
+        state = self.__dict__.copy()
+        rng = state.pop("_rng")
+        state["_rng_state"] = bytes(rng.get_state().numpy()) if rng.device.type == "cpu" else None
+        state["_worker_rng"] = state["_worker_rng_key"] = None
+        state["last_params"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rng_state = state.pop("_rng_state")
+        super().__setstate__(state)
+        self._rng = torch.Generator().manual_seed(self._base_seed)
+        if rng_state is not None:
+            self._rng.set_state(torch.frombuffer(bytearray(rng_state), dtype=torch.uint8))
+
     # ------------------------------------------------------------------ randomness
     def _random_generator(self, device: torch.device) -> torch.Generator:
         info = get_worker_info()
