@@ -141,7 +141,7 @@ def main() -> None:
         few = few_shot_split(digits, shots_per_class=5, seed=args.seed, test_fraction=0.3)
         report["few_shot_50"] = [
             train_and_judge("gan", few.labeled, test_part, judge, out / f"few-{tag}", args, **kw)
-            for tag, kw in (("diffaugment", {}), ("plain", {"diff_augment": None}))
+            for tag, kw in (("diffaugment", {}), ("plain", {"diff_augment": "off"}))
         ]
     if "recon" in parts:
         run = out / "cgan"

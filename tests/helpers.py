@@ -148,7 +148,9 @@ def _torchvision_host() -> Host:
 def _torchvision_pil_host() -> Host:
     def sample(n, c, size, dtype, k):
         array = _images(1, c, size, torch.uint8)[0].permute(1, 2, 0).numpy()
-        image = PIL.Image.fromarray(array[..., 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
+        image = PIL.Image.fromarray(
+            array[..., 0] if c == 1 else array, mode="L" if c == 1 else "RGB"
+        )
         return {"image": image, "label": 1 % max(k, 1)}
 
     host = _torchvision_host()
@@ -236,8 +238,9 @@ def check_transform(host: Host, transform: Any, sample: Any) -> Any:
 # ---------------------------------------------------------------------- generators for tests
 
 
-
-def make_generator(name: str = "test_vae", num_classes: int = 10, channels: int = 1, size: int = 16):
+def make_generator(
+    name: str = "test_vae", num_classes: int = 10, channels: int = 1, size: int = 16
+):
     """A fresh tiny generator in eval mode, deterministic weights for the same arguments."""
     from genaug import create_generator
 

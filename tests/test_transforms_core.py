@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from helpers import HOSTS, check_transform, family_modes, make_generator, single_thread  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -20,7 +21,6 @@ from genaug.models.base import Encoding, Generator
 from genaug.transforms import _holder, core
 from genaug.transforms import functional as F
 from genaug.transforms.core import resolve_mode
-from helpers import HOSTS, check_transform, family_modes, make_generator, single_thread  # noqa: F401
 
 TEST_MODELS = list_generators("test_")
 
@@ -240,7 +240,9 @@ def test_output_keeps_shape_dtype_and_channels(n, channels, height, width, dtype
     assert torch.equal(images, original)
     skipped = ~aug.last_params["apply"]
     assert torch.equal(out[skipped], images[skipped])
-    assert float(out.float().min()) >= 0 and float(out.float().max()) <= (255 if dtype == torch.uint8 else 1)
+    assert float(out.float().min()) >= 0 and float(out.float().max()) <= (
+        255 if dtype == torch.uint8 else 1
+    )
 
 
 _MODEL_CACHE: dict[int, Generator] = {}

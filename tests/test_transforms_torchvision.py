@@ -152,7 +152,9 @@ def test_a_pickled_copy_loads_the_weights_once_not_per_sample(checkpoint, monkey
     aug = TorchvisionGenerativeAugment(checkpoint, p=1.0, seed=0)
     calls = []
     original = _holder.load_generator
-    monkeypatch.setattr(_holder, "load_generator", lambda *a, **k: calls.append(a) or original(*a, **k))
+    monkeypatch.setattr(
+        _holder, "load_generator", lambda *a, **k: calls.append(a) or original(*a, **k)
+    )
     copy = pickle.loads(pickle.dumps(aug))
     for label in range(5):
         copy((torch.rand(1, 16, 16), label))
@@ -173,7 +175,12 @@ def _run_loader(dataset, context, seed=0):
 def _imagefolder_data(digit_folder, checkpoint):
     generative = TorchvisionGenerativeAugment(checkpoint, p=0.5, seed=0)
     pipeline = v2.Compose(
-        [v2.PILToTensor(), v2.RandomHorizontalFlip(), generative, v2.ToDtype(torch.float32, scale=True)]
+        [
+            v2.PILToTensor(),
+            v2.RandomHorizontalFlip(),
+            generative,
+            v2.ToDtype(torch.float32, scale=True),
+        ]
     )
     folder = ImageFolder(str(digit_folder))  # RGB PIL images; the generator is gray
     return folder, JointTransformDataset(folder, pipeline)

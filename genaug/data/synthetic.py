@@ -124,7 +124,9 @@ class SyntheticDataset(Dataset):
         self.holder = GeneratorHolder(generator, owner="SyntheticDataset")
         self.n_per_class = _check_count(n_per_class, "n_per_class", "SyntheticDataset")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise GenaugError(f"SyntheticDataset seed must be a non-negative integer, got {seed!r}.")
+            raise GenaugError(
+                f"SyntheticDataset seed must be a non-negative integer, got {seed!r}."
+            )
         self.seed = seed
         if channels not in (None, 1, 3):
             raise GenaugError(f"SyntheticDataset channels must be None, 1 or 3, got {channels!r}.")

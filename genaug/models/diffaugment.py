@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from genaug.errors import GenaugError
 
-__all__ = ["DEFAULT_POLICY", "diff_augment", "parse_policy"]
+__all__ = ["DEFAULT_POLICY", "OFF", "diff_augment", "parse_policy"]
 
 DEFAULT_POLICY = "color,translation,cutout"
 TRANSLATION_RATIO = 0.125  # shift by up to 1/8 of the image side
@@ -96,16 +96,20 @@ _OPERATIONS: dict[str, list[Callable[[Tensor, torch.Generator | None], Tensor]]]
 }
 
 
+#: Policies that mean "no DiffAugment" (None too).
+OFF = ("", "off", "none")
+
+
 def parse_policy(policy: str | None) -> list[str]:
-    """``"color,translation"`` -> ``["color", "translation"]``; None or "" -> []; unknown raises."""
-    if not policy:
+    """``"color,translation"`` -> ``["color", "translation"]``; None, "", "off" -> []."""
+    if policy is None or str(policy).strip().lower() in OFF:
         return []
     names = [name.strip() for name in str(policy).split(",") if name.strip()]
     unknown = [name for name in names if name not in _OPERATIONS]
     if unknown:
         raise GenaugError(
             f"Unknown DiffAugment operation {unknown[0]!r}; use a comma-separated list of "
-            f"{', '.join(_OPERATIONS)} (e.g. {DEFAULT_POLICY!r}), or None to turn it off."
+            f"{', '.join(_OPERATIONS)} (e.g. {DEFAULT_POLICY!r}), or 'off'."
         )
     return names
 
@@ -119,7 +123,7 @@ def diff_augment(
         x: images in [0, 1].
         policy: comma-separated operations among ``color`` (brightness, saturation, contrast),
             ``translation`` (shift by up to 1/8 of the side, black fill) and ``cutout`` (erase a
-            square of half the side); None or "" returns ``x`` unchanged.
+            square of half the side); None, "" or "off" returns ``x`` unchanged.
         generator: the ``torch.Generator`` the random parameters come from (default: global RNG).
 
     Example: ``logits = discriminator(diff_augment(images, "color,translation"))``.

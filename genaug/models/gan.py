@@ -174,7 +174,8 @@ class GAN(Generator):
         loss: "bce" (non-saturating minimax) or "hinge".
         spectral_norm: spectral normalisation of the discriminator's weights.
         diff_augment: DiffAugment policy for the discriminator's inputs ("color,translation,
-            cutout", a subset, or None / "" for off). "auto" (default) uses the full policy
+            cutout", a subset, or "off"; None and "" also mean off, but ``create_generator``
+            drops None overrides, so pass "off" there). "auto" (default) uses the full policy
             unless the training data is known (``data_description["count"]``, set by
             ``genaug train``) to hold 10,000 images or more.
         discriminator_lr_ratio: the discriminator's learning rate as a multiple of ``lr``.
@@ -241,7 +242,7 @@ class GAN(Generator):
     def diff_augment_policy(self) -> str:
         """The DiffAugment policy training uses now ("" = off), with "auto" resolved."""
         if self.diff_augment != "auto":
-            return self.diff_augment or ""
+            return ",".join(parse_policy(self.diff_augment))
         count = self.data_description.get("count")
         small = not isinstance(count, int) or count < AUTO_DIFF_AUGMENT_BELOW
         return DEFAULT_POLICY if small else ""

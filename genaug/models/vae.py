@@ -85,15 +85,17 @@ class VAE(Generator):
             nn.Linear(latent_dim + num_classes, widths[-1] * 16),
             nn.ReLU(inplace=True),
         )
+        # Transposed convs double the size per stage; the last one emits the pixel logits
+        # directly (a full-resolution width x width layer would cost more than all others).
         up: list[nn.Module] = []
-        decoder_widths = list(reversed(widths)) + [width]
+        decoder_widths = list(reversed(widths))
         for in_ch, out_ch in zip(decoder_widths[:-1], decoder_widths[1:]):
             up += [
                 nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(out_ch),
                 nn.ReLU(inplace=True),
             ]
-        self.decoder = nn.Sequential(*up, nn.Conv2d(width, channels, 3, 1, 1))
+        self.decoder = nn.Sequential(*up, nn.ConvTranspose2d(decoder_widths[-1], channels, 4, 2, 1))
 
     # ------------------------------------------------------------------------------ the model
     def _posterior(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -128,7 +128,9 @@ class GeneratorHolder(nn.Module):
             source: dict[str, Any] = {"path": self.path}
         else:
             snapshot = self._cpu_snapshot
-            source = {"snapshot": snapshot if snapshot is not None else generator_snapshot(self.model)}
+            source = {
+                "snapshot": snapshot if snapshot is not None else generator_snapshot(self.model)
+            }
         return {"source": source, "training": self.training}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

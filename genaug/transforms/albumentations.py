@@ -90,13 +90,16 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
     def _core(self) -> GenerativeAugment:
         """The batched transform, built on first use (once per process)."""
         if self._augment is None:
-            augment = GenerativeAugment(self.generator, mode=self.mode, p=1.0, strength=self.strength)
+            augment = GenerativeAugment(
+                self.generator, mode=self.mode, p=1.0, strength=self.strength
+            )
             augment.owner = type(self).__name__
             self._augment = augment
         return self._augment
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
+        state["params"] = {}  # the last call's parameters: not part of the transform
         if isinstance(self.generator, str):
             state["_augment"] = None  # carry the path; each process loads its own CPU copy
         else:
@@ -183,9 +186,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         if image.ndim == (3 if batched else 2):
             image = image[..., None]
         if image.ndim != (4 if batched else 3):
-            raise GenaugError(
-                f"{name} expects {key} shaped {expected}, got shape {image.shape}."
-            )
+            raise GenaugError(f"{name} expects {key} shaped {expected}, got shape {image.shape}.")
         tensor = torch.from_numpy(np.ascontiguousarray(image))
         if not batched:
             tensor = tensor.unsqueeze(0)

@@ -50,9 +50,7 @@ def supported_modes(has_encoder: bool, conditional: bool) -> list[str]:
 def resolve_mode(mode: str, has_encoder: bool, conditional: bool, family: str = "") -> str:
     """``mode`` checked against what the generator can do; ``auto`` -> the best it supports."""
     if not isinstance(mode, str) or mode not in (*MODES, "auto"):
-        raise GenaugError(
-            f"Unknown generative mode {mode!r}; use one of auto, {', '.join(MODES)}."
-        )
+        raise GenaugError(f"Unknown generative mode {mode!r}; use one of auto, {', '.join(MODES)}.")
     if mode == "auto":
         return "perturb" if has_encoder else "resample"
     if mode in ("perturb", "interpolate") and not has_encoder:
@@ -304,7 +302,9 @@ class GenerativeAugment(nn.Module):
                 f"{model.channels}); drop alpha or extra channels, or permute HWC to CHW."
             )
         if height == 0 or width == 0:
-            raise GenaugError(f"{owner} got images of size {height}x{width}; they must not be empty.")
+            raise GenaugError(
+                f"{owner} got images of size {height}x{width}; they must not be empty."
+            )
         if batch.dtype != torch.uint8 and not batch.is_floating_point():
             raise GenaugError(
                 f"{owner} got images of dtype {batch.dtype}; expected uint8 (0..255) or float "
@@ -383,7 +383,11 @@ class GenerativeAugment(nn.Module):
         return tensor.long().to(model.device)
 
     def _check_params(self, params: Any, n: int, latent_dim: int) -> None:
-        keys = ("apply", "noise", "mix", "partner") if self.mode == "interpolate" else ("apply", "noise")
+        keys = (
+            ("apply", "noise", "mix", "partner")
+            if self.mode == "interpolate"
+            else ("apply", "noise")
+        )
         if not isinstance(params, dict) or any(key not in params for key in keys):
             raise GenaugError(
                 "params must be the dict that make_params returned (or last_params), "

@@ -44,9 +44,7 @@ def perturb(
     return generator.decode(z, labels)
 
 
-def resample(
-    generator: Generator, labels: Tensor | None, noise: Tensor, strength: float
-) -> Tensor:
+def resample(generator: Generator, labels: Tensor | None, noise: Tensor, strength: float) -> Tensor:
     """A fresh sample per row (of the row's class when conditional), at temperature ``strength``.
 
     Args:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import PIL.Image
-import torch
 from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils.data import Dataset
