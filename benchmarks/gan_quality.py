@@ -6,11 +6,16 @@ Three measurements on digits at 32 px (training part of the fixed 70/30 split):
    report wall time, the share of 1,000 class-conditional samples the reference classifier (a
    small CNN trained on the same real training images) labels as their conditioning class, and a
    quick Frechet distance between samples and real test images in that classifier's feature space.
-2. ``few-shot``: the GAN on 50 training images (5 per class) with DiffAugment vs without.
+2. ``few-shot``: the GAN on 50 training images (5 per class): DiffAugment "auto" (translation,
+   cutout), the full policy (color,translation,cutout) and off. Besides FD it reports a quick
+   copying check: the mean pixel distance from each sample to its nearest training image,
+   divided by the same for real test images (about 1 = as novel as fresh real data; well below
+   1 = the generator copies its training images).
 3. ``recon``: the C-GAN encoder's mean reconstruction error |G(E(x)) - x| on real test images vs
    the error of decoding random latents of the same class, |G(z) - x|.
 
     python benchmarks/gan_quality.py --out runs/bench-gan [--parts quality,few-shot,recon]
+        [--models vae gan cgan gan:diff_augment=off] [--threads 1]
 
 Prints one JSON report and writes it to ``<out>/report.json``.
 """
@@ -43,7 +48,7 @@ def frechet_distance(classifier: ReferenceClassifier, a: torch.Tensor, b: torch.
     feats = [classifier.features(x).double().numpy() for x in (a, b)]
     mu = [f.mean(0) for f in feats]
     cov = [np.cov(f, rowvar=False) for f in feats]
-    root, _ = linalg.sqrtm(cov[0] @ cov[1], disp=False)
+    root = linalg.sqrtm(cov[0] @ cov[1])
     return float(((mu[0] - mu[1]) ** 2).sum() + np.trace(cov[0] + cov[1] - 2 * root.real))
 
 
@@ -51,6 +56,31 @@ def frechet_distance(classifier: ReferenceClassifier, a: torch.Tensor, b: torch.
 def class_samples(model: Generator, labels: torch.Tensor, seed: int = 1) -> torch.Tensor:
     rng = torch.Generator(device=model.device).manual_seed(seed)
     return model.sample(len(labels), labels=labels.to(model.device), generator=rng).cpu()
+
+
+def nearest_neighbour_ratio(
+    samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor
+) -> float:
+    """Mean distance sample -> nearest training image over the same for real test images."""
+
+    def mean_nearest(a: torch.Tensor) -> float:
+        return float(torch.cdist(a.flatten(1), train.flatten(1)).min(dim=1).values.mean())
+
+    return mean_nearest(samples) / mean_nearest(test)
+
+
+def parse_model_spec(spec: str) -> tuple[str, dict]:
+    """``"gan:diff_augment=off,loss=hinge"`` -> ``("gan", {"diff_augment": "off", ...})``."""
+    name, _, rest = spec.partition(":")
+    pairs = (item.split("=", 1) for item in rest.split(",") if item)
+    return name, {key: _value(value) for key, value in pairs}
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def train_and_judge(
@@ -80,6 +110,7 @@ def train_and_judge(
     seconds = time.perf_counter() - started
     model = result.model.cpu()
     samples = class_samples(model, test.targets)
+    copying = nearest_neighbour_ratio(samples, data.float_images(), test.float_images())
     return {
         "model": name,
         "model_args": model_args,
@@ -88,6 +119,7 @@ def train_and_judge(
         "train_seconds": round(seconds, 1),
         "conditional_accuracy_1000": round(conditional_accuracy(model, judge, n=1000), 4),
         "frechet_distance_to_test": round(frechet_distance(judge, samples, test.float_images()), 2),
+        "nearest_train_distance_ratio": round(copying, 3),
         "last_losses": {k: round(v, 4) for k, v in result.losses.items()},
     }
 
@@ -112,12 +144,20 @@ def reconstruction_errors(run: Path, test: ImageDataset) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench-gan")
-    parser.add_argument("--models", default="vae,gan,cgan")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["vae", "gan", "cgan"],
+        help="generator names, optionally with arguments: gan:diff_augment=off,loss=hinge",
+    )
     parser.add_argument("--parts", default="quality,few-shot,recon")
     parser.add_argument("--steps", type=int, default=None, help="default: each family's budget")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
     out = Path(args.out)
 
@@ -132,17 +172,24 @@ def main() -> None:
         ),
     }
     if "quality" in parts:
-        report["quality"] = [
-            train_and_judge(name, train_part, test_part, judge, out / name, args)
-            for name in args.models.split(",")
-        ]
+        report["quality"] = []
+        for spec in args.models:
+            name, model_args = parse_model_spec(spec)
+            folder = out / spec.replace(":", "-").replace("=", "-").replace(",", "-")
+            row = train_and_judge(name, train_part, test_part, judge, folder, args, **model_args)
+            report["quality"].append(row)
+            print(json.dumps(row), flush=True)
     if "few-shot" in parts:
         # 5 labelled images per class from the same training part (the test part is shared).
         few = few_shot_split(digits, shots_per_class=5, seed=args.seed, test_fraction=0.3)
-        report["few_shot_50"] = [
-            train_and_judge("gan", few.labeled, test_part, judge, out / f"few-{tag}", args, **kw)
-            for tag, kw in (("diffaugment", {}), ("plain", {"diff_augment": "off"}))
-        ]
+        report["few_shot_50"] = []
+        for policy in ("auto", "color,translation,cutout", "off"):
+            folder = out / f"few-{policy.replace(',', '-')}"
+            row = train_and_judge(
+                "gan", few.labeled, test_part, judge, folder, args, diff_augment=policy
+            )
+            report["few_shot_50"].append(row)
+            print(json.dumps(row), flush=True)
     if "recon" in parts:
         run = out / "cgan"
         if not (run / "checkpoints").is_dir():

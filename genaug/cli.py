@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -92,6 +93,41 @@ def _build_parser() -> argparse.ArgumentParser:
     info.add_argument("--checkpoint", required=True)
 
     commands.add_parser("list", help="list registered generators and dataset specs")
+
+    bench = commands.add_parser(
+        "bench", help="measure what augmentation does for a timm classifier (a grid of seeds)"
+    )
+    bench.add_argument("--config", help="YAML or JSON file of bench settings (flags override)")
+    bench.add_argument("--out", help="run folder (default: runs/bench)")
+    bench.add_argument("--data", help="digits | imagefolder:PATH | mnist:ROOT ... (default digits)")
+    bench.add_argument("--image-size", type=_positive_int, help="pixels (default 32)")
+    bench.add_argument("--channels", type=int, choices=(1, 3), help="default: the data's own")
+    bench.add_argument("--shots", help="labelled images per class, e.g. 1,2,5,10")
+    bench.add_argument("--seeds", help="a count (10: seeds 0-9) or a list (3,7)")
+    bench.add_argument("--model", help="timm classifier name (default resnet10t)")
+    bench.add_argument("--pretrained-file", help="local weights for the timm model")
+    bench.add_argument("--steps", type=_positive_int, help="classifier steps (default 300)")
+    bench.add_argument("--batch-size", type=_positive_int, help="classifier batch (default 32)")
+    bench.add_argument("--lr", type=float, help="classifier peak learning rate (default 2e-3)")
+    bench.add_argument(
+        "--conditions", help="comma list, e.g. none,randaugment,vae,randaugment+vae@p=0.3"
+    )
+    bench.add_argument(
+        "--generator-data", help="labeled, pool and/or checkpoint:PATH, comma-separated"
+    )
+    bench.add_argument("--generator-steps", type=_positive_int, help="for every generator")
+    bench.add_argument("--generative-mode", help="auto, perturb, resample or interpolate")
+    bench.add_argument("--generative-p", type=float, help="share of generated images per batch")
+    bench.add_argument("--generative-strength", type=float, help="the mode's magnitude, [0, 1]")
+    bench.add_argument("--more-real-factor", type=_positive_int, help="default 2")
+    bench.add_argument("--preview", type=int, help="images per condition in augmented.png")
+    bench.add_argument("--resume", action="store_true", help="continue the bench in --out")
+    bench.add_argument("--overwrite", action="store_true", help="replace the bench in --out")
+    bench.add_argument(
+        "--report-only", action="store_true", help="write the report of --out, run nothing"
+    )
+    bench.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    bench.add_argument("--device", help="auto (CUDA if present), cpu or cuda (default: auto)")
 
     demo = commands.add_parser("demo", help="the main job on the bundled digits")
     demo.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
@@ -197,6 +233,58 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from genaug.eval.bench import (
+        build_bench_config,
+        parse_int_list,
+        parse_seeds,
+        report_bench,
+        run_bench,
+    )
+
+    if args.report_only:
+        result = report_bench(args.out or "runs/bench")
+    else:
+        config = build_bench_config(
+            args.config,
+            generator_steps=args.generator_steps,
+            generative={
+                "mode": args.generative_mode,
+                "p": args.generative_p,
+                "strength": args.generative_strength,
+            },
+            out=args.out,
+            data=args.data,
+            image_size=args.image_size,
+            channels=args.channels,
+            shots=parse_int_list(args.shots) if args.shots else None,
+            seeds=parse_seeds(args.seeds) if args.seeds else None,
+            model=args.model,
+            pretrained_file=args.pretrained_file,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            conditions=args.conditions,
+            generator_data=args.generator_data.split(",") if args.generator_data else None,
+            more_real_factor=args.more_real_factor,
+            preview=args.preview,
+            device=args.device,
+            resume=args.resume or None,
+            overwrite=args.overwrite or None,
+            progress=False if args.no_progress else None,
+        )
+        flags = [
+            f"--{key.replace('_', '-')}" + ("" if value is True else f" {shlex.quote(str(value))}")
+            for key, value in vars(args).items()
+            if key != "command" and value is not None and value is not False
+        ]
+        result = run_bench(config, command=" ".join(["genaug bench", *flags]))
+        print(f"{result.ran} runs done now, {result.reused} found finished in {result.out}")
+    print(Path(result.files["summary_md"]).read_text())
+    print("wrote " + ", ".join(result.files.values()))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from genaug.demo import run_demo
 
@@ -210,6 +298,7 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "info": _cmd_info,
     "list": _cmd_list,
+    "bench": _cmd_bench,
     "demo": _cmd_demo,
 }
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
 from genaug.data import load_dataset
 from genaug.train import TrainConfig
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread: on a 2-core CI machine two torch threads contend with pytest and
+# DataLoader workers and run 10-100x slower than one.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ as torchvision's ``check_transform`` does for its transforms.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import pickle
 from collections.abc import Callable
@@ -192,10 +193,8 @@ def _albumentations_host() -> Host:
 
 def _all_hosts() -> list[Host]:
     hosts = [_core_host(), _mix_host(), _torchvision_host(), _torchvision_pil_host()]
-    try:
+    with contextlib.suppress(ImportError):  # the optional extra may not be installed
         hosts.append(_albumentations_host())
-    except ImportError:  # the optional extra is not installed
-        pass
     return hosts
 
 

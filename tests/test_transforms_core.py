@@ -376,3 +376,32 @@ def test_encoding_contract_is_what_the_kernels_use():
             encoding = model.encode(torch.rand(2, 1, 16, 16), torch.arange(2))
             assert isinstance(encoding, Encoding)
             assert encoding.mean.shape == encoding.scale.shape == (2, model.latent_dim)
+
+
+# ---------------------------------------------------------------------- speed settings
+def test_bfloat16_precision_is_close_to_float32_and_keeps_the_dtype():
+    model = make_generator()
+    images, labels = torch.rand(8, 1, 20, 20), torch.arange(8)
+    exact = GenerativeAugment(model, p=1.0, seed=0, precision="float32")
+    fast = GenerativeAugment(model, p=1.0, seed=0, precision="bfloat16")
+    reference = exact(images, labels)
+    out = fast(images, labels, params=exact.last_params)
+    assert out.dtype == torch.float32 and out.shape == images.shape
+    assert (out - reference).abs().max() < 0.05
+    assert "precision='bfloat16'" in repr(fast)
+    with pytest.raises(GenaugError, match="precision must be one of auto, float32, bfloat16"):
+        GenerativeAugment(model, precision="half")
+    with pytest.raises(GenaugError, match="compile must be True or False"):
+        GenerativeAugment(model, compile="yes")
+
+
+@pytest.mark.slow
+def test_compiled_transform_matches_eager_and_pickles():
+    model = make_generator()
+    images, labels = torch.rand(8, 1, 16, 16), torch.arange(8)
+    eager = GenerativeAugment(model, mode="resample", p=1.0, seed=0)
+    compiled = GenerativeAugment(model, mode="resample", p=1.0, seed=0, compile=True)
+    out = compiled(images, labels)
+    assert torch.allclose(out, eager(images, labels, params=compiled.last_params), atol=1e-5)
+    clone = pickle.loads(pickle.dumps(compiled))  # compiled code is dropped, rebuilt on use
+    assert clone.compile and clone._compiled is None

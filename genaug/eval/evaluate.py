@@ -371,6 +371,8 @@ def evaluate_generator(
         "cas_ratio": _round(cas_ratio),
         "memorisation_share": _round(memo.share),
         "memorisation_share_real": _round(memo_real.share),
+        "nearest_distance_ratio": _round(_ratio(memo.distances, memo.typical_distance)),
+        "nearest_distance_ratio_real": _round(_ratio(memo_real.distances, memo.typical_distance)),
         "memorisation_space": "pixels",
         "memorisation_threshold": _round(memo.threshold),
         "memorisation_typical_distance": _round(memo.typical_distance),
@@ -381,7 +383,9 @@ def evaluate_generator(
             "classifier's. cas_real: the same classifier recipe trained on the real training "
             "part; cas_ratio = cas / cas_real. Memorisation: pixel-space L2 to the nearest "
             "training image below relative_threshold x the median nearest-neighbour distance "
-            "between training images."
+            "between training images (the typical distance); nearest_distance_ratio: the "
+            "samples' median distance to their nearest training image over the typical distance "
+            "(about 1 for fresh real images, towards 0 for copies)."
         ),
         "timings_seconds": {name: round(t, 2) for name, t in timings.items()},
         "files": {},
@@ -397,6 +401,11 @@ def evaluate_generator(
     if out is not None:
         atomic_write_json(out / metrics_name, metrics)
     return metrics
+
+
+def _ratio(distances: Tensor, typical: float) -> float | None:
+    """Median distance to the nearest training image, over the typical one (1 = like real)."""
+    return float(distances.median()) / typical if typical > 0 else None
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -431,8 +440,8 @@ def _plots(
         ["sample", "nearest train"],
         nearest,
         title=(
-            f"closest samples to training images (pixel L2: {distances}; "
-            f"copy threshold {memo.threshold:.2f})"
+            f"closest samples to training images\npixel L2: {distances}\n"
+            f"(a copy is closer than {memo.threshold:.2f})"
         ),
     )
     return {"samples": str(grid), "nearest": str(nearest)}
@@ -461,6 +470,11 @@ def format_metrics(metrics: dict[str, Any]) -> str:
             f"memorisation share ({m['memorisation_space']})",
             cell(m["memorisation_share"]),
             cell(m["memorisation_share_real"]),
+        ),
+        (
+            "median nearest-train distance / typ.",
+            cell(m["nearest_distance_ratio"]),
+            cell(m["nearest_distance_ratio_real"]),
         ),
     ]
     data = m["data"]

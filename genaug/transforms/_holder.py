@@ -3,7 +3,8 @@
 A :class:`GeneratorHolder` is an ``nn.Module`` around one :class:`~genaug.models.base.Generator`:
 
 - it keeps the generator in eval mode (batch norm uses its running statistics, so each image's
-  result does not depend on the rest of the batch);
+  result does not depend on the rest of the batch), with channels_last weights (the layout
+  oneDNN and cuDNN convolutions run fastest in; the values do not change);
 - pickled (a DataLoader with ``spawn``), it carries the checkpoint path when it was built from one,
   else the weights as CPU tensors, and rebuilds a CPU model once per process on unpickling: CUDA
   tensors never travel to a worker;
@@ -47,6 +48,11 @@ def rebuild_generator(snapshot: dict[str, Any]) -> Generator:
     return model.eval()
 
 
+def ready_for_inference(model: Generator) -> Generator:
+    """Eval mode (batch norm on running statistics) and channels_last weights, in place."""
+    return model.eval().to(memory_format=torch.channels_last)
+
+
 def _on_cpu(model: Generator) -> bool:
     # Reading a tensor's device is metadata only: safe even for a CUDA model in a forked child.
     return model.device.type == "cpu"
@@ -73,13 +79,13 @@ class GeneratorHolder(nn.Module):
                 f"{type(generator).__name__}; pass load_generator(...) or the folder that "
                 "`genaug train` wrote."
             )
-        self.model = model.eval()
         self.path = path
         # CPU weights kept while the model lives on an accelerator, for forked workers.
         self._cpu_snapshot: dict[str, Any] | None = None
         self._worker_model: Generator | None = None
         if path is None and not _on_cpu(model):
             self._cpu_snapshot = generator_snapshot(model)
+        self.model = ready_for_inference(model)
 
     # ------------------------------------------------------------------ the model to compute with
     def current(self) -> Generator:
@@ -91,7 +97,7 @@ class GeneratorHolder(nn.Module):
             return model
         if self._worker_model is None:
             torch.set_num_threads(1)  # one thread per worker, as DataLoader workers run
-            self._worker_model = self._load_cpu_copy()
+            self._worker_model = ready_for_inference(self._load_cpu_copy())
         return self._worker_model
 
     def _load_cpu_copy(self) -> Generator:
@@ -141,7 +147,7 @@ class GeneratorHolder(nn.Module):
             model = load_generator(self.path, device="cpu")
         else:
             model = rebuild_generator(source["snapshot"])
-        self.model = model.eval()
+        self.model = ready_for_inference(model)
         self._cpu_snapshot = None
         self._worker_model = None
         self.training = state["training"]

@@ -41,6 +41,8 @@ class GenerativeMix(nn.Module):
         mode, p, strength, seed: as for :class:`~genaug.transforms.core.GenerativeAugment`.
         mean, std: if the loader already normalised the images (timm's prefetcher does), the
             per-channel normalisation to undo before and redo after (e.g. ImageNet's).
+        precision, compile: speed settings, as for ``GenerativeAugment`` (``bfloat16`` and
+            ``compile=True`` are the fast choice on a GPU or on a CPU with AMX).
 
     Images are ``(B, C, H, W)`` uint8 0-255 or float in [0, 1] (or normalised with ``mean`` and
     ``std``) and come back in the same dtype, device, size and channels. Labels are class indices
@@ -64,9 +66,19 @@ class GenerativeMix(nn.Module):
         seed: int | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        precision: str = "auto",
+        compile: bool = False,
     ) -> None:
         super().__init__()
-        self.augment = GenerativeAugment(generator, mode=mode, p=p, strength=strength, seed=seed)
+        self.augment = GenerativeAugment(
+            generator,
+            mode=mode,
+            p=p,
+            strength=strength,
+            seed=seed,
+            precision=precision,
+            compile=compile,
+        )
         self.augment.owner = type(self).__name__
         if (mean is None) != (std is None):
             raise GenaugError("GenerativeMix needs both mean and std, or neither.")

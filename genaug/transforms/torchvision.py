@@ -165,12 +165,10 @@ class TorchvisionGenerativeAugment(v2.Transform):
             )
         labels = self._get_labels(sample)
         out = list(flat)
-        for index in images:
+        for index in images:  # several images in one sample share the parameters
             batch, restore = self._to_batch(flat[index])
-            if params is None:
-                params = self.augment.make_params(batch, labels)
-            out[index] = restore(self.augment.apply(batch, labels, params))
-        self.augment.last_params = params
+            out[index] = restore(self.augment(batch, labels, params=params))
+            params = self.augment.last_params
         return tree_unflatten(out, spec)
 
     def _to_batch(self, image: Any) -> tuple[Tensor, Callable[[Tensor], Any]]:

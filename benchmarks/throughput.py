@@ -1,0 +1,224 @@
+"""Throughput of generative augmentation against classic augmentation, measured side by side.
+
+    python benchmarks/throughput.py                     # CPU, 2 threads, eager
+    python benchmarks/throughput.py --compile           # also torch.compile (slow to start)
+    python benchmarks/throughput.py --device cuda --batch 1024
+
+Two measurements, each taken in one run on one machine, candidates interleaved repetition by
+repetition (so a busy machine slows them alike), reported as ratios:
+
+1. Images per second of the batched generative transform (every mode, 32 and 64 px, p=1 so
+   every image is generated) against torchvision's TrivialAugmentWide and RandAugment and an
+   Albumentations classic pipeline on the same uint8 RGB images. The classic transforms run
+   per image, as in a Dataset (one random draw per image); torchvision's batched call, which
+   applies one draw to the whole batch, is listed for reference.
+2. A timm resnet18 training step (32 px, batch 128, float32) with and without GenerativeMix
+   (p=0.5) in front of it: the overhead of generative augmentation on the training device.
+
+The generators are untrained (the same size and cost as trained ones). Targets (CPU, 2 threads):
+generative >= 1.0x TrivialAugment img/s at 32 px; training step overhead <= 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genaug import GenerativeAugment, GenerativeMix, create_generator
+
+MODES = ("perturb", "resample", "interpolate")
+
+
+def cpu_has_fast_bfloat16() -> bool:
+    """True when oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(
+    candidates: dict[str, Callable[[], object]], repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Median seconds per call of each candidate, run in turns so load hits all alike."""
+    for fn in candidates.values():  # warm up (and compile)
+        fn()
+        fn()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def classic_candidates(images: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """Classic augmentation of the same uint8 (B, 3, S, S) images, per image and batched."""
+    import albumentations as A
+    from torchvision.transforms import v2
+
+    trivial, rand = v2.TrivialAugmentWide(), v2.RandAugment()
+    size = images.shape[-1]
+    album = A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(rotate=(-15, 15), translate_percent=(-0.1, 0.1), scale=(0.9, 1.1), p=0.8),
+            A.RandomBrightnessContrast(p=0.8),
+            A.CoarseDropout(
+                num_holes_range=(1, 1),
+                hole_height_range=(size // 4, size // 4),
+                hole_width_range=(size // 4, size // 4),
+                p=0.5,
+            ),
+        ],
+        seed=0,
+    )
+    cpu_images = images.cpu()
+    hwc = [np.ascontiguousarray(image.permute(1, 2, 0).numpy()) for image in cpu_images]
+    return {
+        "TrivialAugmentWide (per image)": lambda: [trivial(image) for image in cpu_images],
+        "RandAugment (per image)": lambda: [rand(image) for image in cpu_images],
+        "Albumentations classic (per image)": lambda: [album(image=image) for image in hwc],
+        "TrivialAugmentWide (batched, 1 draw)": lambda: trivial(images),
+    }
+
+
+def transform_throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    rows = []
+    precisions = ["float32"]
+    if device.type == "cuda" or cpu_has_fast_bfloat16():
+        precisions.append("bfloat16")
+    for size in (32, 64):
+        images = torch.randint(0, 256, (args.batch, 3, size, size), dtype=torch.uint8)
+        images = images.to(device)
+        labels = (torch.arange(args.batch) % 10).to(device)
+        candidates = classic_candidates(images)
+        for mode in MODES:
+            model = create_generator(args.family, image_size=size, channels=3, num_classes=10)
+            for precision in precisions:
+                for compiled in (False, True) if args.compile else (False,):
+                    augment = GenerativeAugment(
+                        model,
+                        mode=mode,
+                        p=1.0,
+                        seed=0,
+                        precision=precision,
+                        compile=compiled,
+                    ).to(device)
+                    name = f"generative {mode} ({precision}{', compiled' if compiled else ''})"
+                    candidates[name] = lambda a=augment, x=images, y=labels: a(x, y)
+        seconds = interleaved(candidates, args.repeats, device)
+        reference = seconds["TrivialAugmentWide (per image)"]
+        for name, value in seconds.items():
+            rows.append(
+                {
+                    "size": size,
+                    "transform": name,
+                    "images_per_s": args.batch / value,
+                    "vs_trivialaugment": reference / value,
+                }
+            )
+    return rows
+
+
+def training_overhead(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    import timm
+
+    torch.manual_seed(0)
+    batch, size = 128, 32
+    model = timm.create_model("resnet18", pretrained=False, num_classes=10)
+    model = model.to(device, memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.rand(batch, 3, size, size, device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
+    generator = create_generator(args.family, image_size=size, channels=3, num_classes=10)
+    settings = {"eager float32": ("float32", False)}
+    if device.type == "cuda" or cpu_has_fast_bfloat16():
+        settings["eager bfloat16"] = ("bfloat16", False)
+        if args.compile:
+            settings["compiled bfloat16"] = ("bfloat16", True)
+    mixes = {
+        name: GenerativeMix(generator, p=0.5, seed=0, precision=prec, compile=comp).to(device)
+        for name, (prec, comp) in settings.items()
+    }
+
+    def step(mix: GenerativeMix | None) -> None:
+        x, y = (images, labels) if mix is None else mix(images, labels)
+        loss = torch.nn.functional.cross_entropy(
+            model(x.contiguous(memory_format=torch.channels_last)), y
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    candidates: dict[str, Callable[[], object]] = {"without": lambda: step(None)}
+    for name, mix in mixes.items():
+        candidates[f"with GenerativeMix ({name})"] = lambda m=mix: step(m)
+    seconds = interleaved(candidates, args.repeats, device)
+    base = seconds["without"]
+    return [
+        {"step": name, "seconds": value, "overhead": value / base - 1}
+        for name, value in seconds.items()
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--batch", type=int, default=256, help="images per transform call")
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per candidate")
+    parser.add_argument("--family", default="vae", help="generator (default vae: every mode)")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    parser.add_argument("--out", help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{args.threads} threads, load average {load}, torch {torch.__version__}, "
+        f"device {device}, native CPU bfloat16: {cpu_has_fast_bfloat16()}"
+    )
+    transforms = transform_throughput(args, device)
+    print(f"\n{'size':>4}  {'transform':<52} {'img/s':>10}  {'x TrivialAugment':>16}")
+    for row in transforms:
+        print(
+            f"{row['size']:>4}  {row['transform']:<52} {row['images_per_s']:>10.0f}  "
+            f"{row['vs_trivialaugment']:>15.2f}x"
+        )
+    steps = training_overhead(args, device)
+    print(f"\n{'resnet18 training step, 32 px, batch 128':<52} {'s/step':>10}  {'overhead':>9}")
+    for row in steps:
+        print(f"{row['step']:<52} {row['seconds']:>10.4f}  {row['overhead']:>+8.1%}")
+    if args.out:
+        record = {
+            "args": vars(args),
+            "cpus": os.cpu_count(),
+            "load_average": load,
+            "torch": torch.__version__,
+            "transforms": transforms,
+            "training_step": steps,
+        }
+        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

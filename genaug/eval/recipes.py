@@ -1,0 +1,344 @@
+"""Named augmentation recipes (the *conditions* of a benchmark) and the batch pipelines they build.
+
+A condition is a name; ``+`` combines parts:
+
+- ``none``: the real images as they are.
+- classic baselines, applied per image on ``uint8`` tensors with torchvision v2:
+  ``flipcrop`` (pad by 1/8 of the size and crop back, plus a horizontal flip unless flips change
+  the label: off for digit datasets, where a mirrored 2 is no 2), ``affine`` (rotation 15 deg,
+  translation 10%, scale 0.9-1.1, shear 10 deg), ``trivialaugment`` (TrivialAugmentWide) and
+  ``randaugment`` (RandAugment, 2 ops at magnitude 9).
+- generative parts: a registered generator name (``vae``, ``gan``, ``cgan``, ``test_vae``...) with
+  its mode, p (the share of images replaced by generated ones in each batch), strength,
+  schedule of p and order against the classic parts; defaults come from the benchmark config and
+  may be overridden inline after ``@``: ``vae@p=0.3,strength=0.8,order=classic-first``.
+- ``more-real``: the reference with ``factor`` x the real shots (combine it with classic parts,
+  e.g. ``more-real+randaugment``), so a gain can be read as "worth N real images".
+
+Examples: ``none``, ``randaugment``, ``vae``, ``randaugment+vae``, ``trivialaugment+vae@p=0.25``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genaug.data.convert import to_uint8_images
+from genaug.errors import GenaugError
+
+__all__ = [
+    "CLASSIC",
+    "GenerativeStep",
+    "Recipe",
+    "RecipePipeline",
+    "build_pipeline",
+    "classic_transform",
+    "flips_preserve_labels",
+    "parse_condition",
+    "split_conditions",
+]
+
+NONE = "none"
+MORE_REAL = "more-real"
+CLASSIC = ("flipcrop", "affine", "trivialaugment", "randaugment")
+SCHEDULES = ("constant", "decay", "warmup")
+ORDERS = ("generative-first", "classic-first")
+KINDS = ("none", "classic", "generative", "classic+generative", "more-real")
+_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order")
+# Digit datasets: a horizontal flip turns a digit into another shape (or no digit).
+_NO_FLIP_SPECS = ("digits", "mnist")
+
+
+@dataclass(frozen=True)
+class GenerativeStep:
+    """The generative part of a recipe.
+
+    Attributes:
+        generator: the registered generator name the part names (``vae``, ``test_vae``...).
+        mode: ``auto``, ``perturb``, ``resample`` or ``interpolate``.
+        p: share of each batch replaced by generated images (drawn per image).
+        strength: the mode's magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
+        schedule: ``constant`` p; ``decay`` from p to 0 over training; ``warmup`` from 0 to p.
+        order: ``generative-first`` (the generator sees clean images, classic parts follow) or
+            ``classic-first``.
+        overrides: the inline overrides as written (kept for the canonical name).
+    """
+
+    generator: str
+    mode: str = "auto"
+    p: float = 0.5
+    strength: float = 0.5
+    schedule: str = "constant"
+    order: str = "generative-first"
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    def p_at(self, fraction: float) -> float:
+        """The share of generated images at ``fraction`` of training (in [0, 1])."""
+        if self.schedule == "decay":
+            return self.p * (1.0 - fraction)
+        if self.schedule == "warmup":
+            return self.p * fraction
+        return self.p
+
+    def settings(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _OVERRIDABLE}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed condition: classic parts (applied in order), at most one generative step."""
+
+    name: str  # canonical spelling
+    classic: tuple[str, ...] = ()
+    generative: GenerativeStep | None = None
+    more_real: bool = False
+
+    @property
+    def kind(self) -> str:
+        """``none``, ``classic``, ``generative``, ``classic+generative`` or ``more-real``."""
+        if self.more_real:
+            return "more-real"
+        if self.generative is None:
+            return "classic" if self.classic else "none"
+        return "classic+generative" if self.classic else "generative"
+
+
+def _parse_value(key: str, text: str, condition: str) -> Any:
+    if key in ("p", "strength"):
+        try:
+            value = float(text)
+        except ValueError:
+            raise GenaugError(
+                f"condition {condition!r}: {key}={text!r} is not a number; use e.g. {key}=0.5."
+            ) from None
+        if not 0.0 <= value <= 1.0:
+            raise GenaugError(f"condition {condition!r}: {key} must lie in [0, 1], got {value}.")
+        return value
+    if key == "schedule" and text not in SCHEDULES:
+        raise GenaugError(
+            f"condition {condition!r}: unknown schedule {text!r}; use one of {', '.join(SCHEDULES)}."
+        )
+    if key == "order" and text not in ORDERS:
+        raise GenaugError(
+            f"condition {condition!r}: unknown order {text!r}; use one of {', '.join(ORDERS)}."
+        )
+    return text
+
+
+def split_conditions(text: str) -> list[str]:
+    """Split a comma-separated list of conditions, keeping inline options with their condition.
+
+    ``"none,vae@p=0.3,strength=0.8,affine"`` -> ``["none", "vae@p=0.3,strength=0.8", "affine"]``:
+    a piece that reads ``key=value`` for a generator option continues the condition before it.
+    """
+    conditions: list[str] = []
+    for piece in (p.strip() for p in str(text).split(",")):
+        if not piece:
+            continue
+        key, eq, _ = piece.partition("=")
+        if eq and key.strip() in _OVERRIDABLE and conditions and "@" in conditions[-1]:
+            conditions[-1] += "," + piece
+        else:
+            conditions.append(piece)
+    return conditions
+
+
+def parse_condition(
+    text: str,
+    generator_names: list[str],
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Recipe:
+    """Parse a condition name into a :class:`Recipe`.
+
+    Args:
+        text: e.g. ``"randaugment+vae@p=0.3"``.
+        generator_names: the registered generator names (``genaug.models.list_generators()``).
+        defaults: per generator name, the augmentation settings (mode, p, strength, schedule,
+            order) to use when the condition does not override them.
+    """
+    import difflib
+
+    if not isinstance(text, str) or not text.strip():
+        raise GenaugError(f"a condition must be a non-empty name, got {text!r}.")
+    condition = text.strip()
+    known = [NONE, MORE_REAL, *CLASSIC, *generator_names]
+    classic: list[str] = []
+    generative: GenerativeStep | None = None
+    more_real = False
+    parts = [p.strip() for p in condition.split("+")]
+    for part in parts:
+        name, _, options = part.partition("@")
+        name = name.strip().lower()
+        if name == NONE:
+            if len(parts) > 1:
+                raise GenaugError(
+                    f"condition {condition!r}: 'none' stands alone; drop it from the combination."
+                )
+            continue
+        if name == MORE_REAL:
+            if more_real:
+                raise GenaugError(f"condition {condition!r} names more-real twice.")
+            more_real = True
+        elif name in CLASSIC:
+            if name in classic:
+                raise GenaugError(f"condition {condition!r} names {name} twice.")
+            classic.append(name)
+        elif name in generator_names:
+            if generative is not None:
+                raise GenaugError(
+                    f"condition {condition!r} names two generators; use one per condition."
+                )
+            settings = dict((defaults or {}).get(name, {}))
+            overrides: list[tuple[str, str]] = []
+            for item in filter(None, (o.strip() for o in options.split(","))):
+                key, eq, value = item.partition("=")
+                key = key.strip()
+                if not eq or key not in _OVERRIDABLE:
+                    raise GenaugError(
+                        f"condition {condition!r}: cannot read {item!r}; write key=value with "
+                        f"a key among {', '.join(_OVERRIDABLE)}."
+                    )
+                settings[key] = _parse_value(key, value.strip(), condition)
+                overrides.append((key, value.strip()))
+            step_args = {k: v for k, v in settings.items() if k in _OVERRIDABLE}
+            generative = GenerativeStep(name, overrides=tuple(sorted(overrides)), **step_args)
+            if generative.schedule not in SCHEDULES or generative.order not in ORDERS:
+                raise GenaugError(
+                    f"condition {condition!r}: schedule must be one of {', '.join(SCHEDULES)} "
+                    f"and order one of {', '.join(ORDERS)}."
+                )
+        else:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise GenaugError(
+                f"unknown augmentation {name!r} in condition {condition!r}; use none, more-real, "
+                f"{', '.join(CLASSIC)} or a generator ({', '.join(generator_names)}), joined "
+                f"with +.{hint}"
+            )
+        if options and name not in generator_names:
+            raise GenaugError(
+                f"condition {condition!r}: only generator parts take @options, not {name!r}."
+            )
+    if more_real and generative is not None:
+        raise GenaugError(
+            f"condition {condition!r}: more-real is a reference of real images; combine it with "
+            "classic augmentations only."
+        )
+    pieces = ([MORE_REAL] if more_real else []) + classic
+    if generative is not None:
+        options = ",".join(f"{k}={v}" for k, v in generative.overrides)
+        pieces.append(generative.generator + (f"@{options}" if options else ""))
+    return Recipe(
+        name="+".join(pieces) or NONE,
+        classic=tuple(classic),
+        generative=generative,
+        more_real=more_real,
+    )
+
+
+# ---------------------------------------------------------------------------- classic transforms
+def flips_preserve_labels(data_spec: str) -> bool:
+    """Whether a horizontal flip keeps the class of this dataset (not for digits)."""
+    name = data_spec.strip().lower().partition(":")[0]
+    return name not in _NO_FLIP_SPECS
+
+
+def classic_transform(name: str, image_size: int, allow_flip: bool = True) -> Callable:
+    """The torchvision v2 transform of a classic baseline, for one ``uint8`` image (C, H, W)."""
+    from torchvision.transforms import v2
+
+    if name == "flipcrop":
+        parts: list[Any] = [v2.RandomCrop(image_size, padding=max(1, image_size // 8))]
+        if allow_flip:
+            parts.append(v2.RandomHorizontalFlip())
+        return v2.Compose(parts)
+    if name == "affine":
+        return v2.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=10)
+    if name == "trivialaugment":
+        return v2.TrivialAugmentWide()
+    if name == "randaugment":
+        return v2.RandAugment()
+    raise GenaugError(f"unknown classic augmentation {name!r}; use one of {', '.join(CLASSIC)}.")
+
+
+class ClassicStage:
+    """Per-image torchvision v2 transforms over a batch, on ``uint8`` CPU tensors."""
+
+    def __init__(self, names: tuple[str, ...], image_size: int, allow_flip: bool) -> None:
+        from torchvision.transforms import v2
+
+        transforms = [classic_transform(n, image_size, allow_flip) for n in names]
+        self.transform = transforms[0] if len(transforms) == 1 else v2.Compose(transforms)
+
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        device = images.device
+        batch = to_uint8_images(images.cpu()) if images.is_floating_point() else images.cpu()
+        out = torch.stack([self.transform(image) for image in batch])  # (B, C, H, W) uint8
+        return out.to(device), labels
+
+
+class GenerativeStage:
+    """A :class:`~genaug.transforms.GenerativeAugment` over a batch, with a schedule of p."""
+
+    def __init__(self, generator: Any, step: GenerativeStep, seed: int) -> None:
+        from genaug.transforms import GenerativeAugment
+
+        self.step = step
+        self.augment = GenerativeAugment(
+            generator, mode=step.mode, p=step.p, strength=step.strength, seed=seed
+        )
+
+    def set_progress(self, fraction: float) -> None:
+        self.augment.p = self.step.p_at(fraction)
+
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        if self.augment.p <= 0.0:
+            return images, labels
+        return self.augment(images, labels), labels
+
+
+class RecipePipeline:
+    """The batch augmentation of a recipe: ``(images, labels) -> (images, labels)``."""
+
+    def __init__(self, recipe: Recipe, stages: list[Any]) -> None:
+        self.recipe = recipe
+        self.stages = stages
+
+    def set_progress(self, fraction: float) -> None:
+        for stage in self.stages:
+            if hasattr(stage, "set_progress"):
+                stage.set_progress(fraction)
+
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        for stage in self.stages:
+            images, labels = stage(images, labels)
+        return images, labels
+
+    def __repr__(self) -> str:
+        return f"RecipePipeline({self.recipe.name!r})"
+
+
+def build_pipeline(
+    recipe: Recipe,
+    image_size: int,
+    allow_flip: bool = True,
+    generator: Any = None,
+    seed: int = 0,
+) -> RecipePipeline | None:
+    """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one."""
+    stages: list[Any] = []
+    if recipe.classic:
+        stages.append(ClassicStage(recipe.classic, image_size, allow_flip))
+    if recipe.generative is not None:
+        if generator is None:
+            raise GenaugError(f"condition {recipe.name!r} needs a generator; none was given.")
+        generative = GenerativeStage(generator, recipe.generative, seed)
+        if recipe.generative.order == "generative-first":
+            stages.insert(0, generative)
+        else:
+            stages.append(generative)
+    return RecipePipeline(recipe, stages) if stages else None
