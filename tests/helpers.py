@@ -104,11 +104,33 @@ def _labels(n: int, num_classes: int) -> Tensor:
     return torch.arange(n) % max(num_classes, 1)
 
 
+_BANK: list[Any] = []
+
+
+def neighbour_bank() -> Any:
+    """A small labelled bank of real digits (16 px) for mode ``neighbour``, loaded once."""
+    if not _BANK:
+        from genaug.data import ImageDataset, load_dataset
+
+        digits = load_dataset("digits", image_size=16)
+        _BANK.append(ImageDataset(digits.images[:300], digits.targets[:300], digits.class_names))
+    return _BANK[0]
+
+
+def bank_for(mode: str, spec: bool = False) -> dict[str, Any]:
+    """The ``neighbours`` argument a transform needs in ``mode`` (none but for ``neighbour``)."""
+    if mode != "neighbour":
+        return {}
+    return {"neighbours": "digits" if spec else neighbour_bank()}
+
+
 def _core_host() -> Host:
     return Host(
         name="core",
         transform_class=GenerativeAugment,
-        build=lambda g, mode, p, seed: GenerativeAugment(g, mode=mode, p=p, seed=seed),
+        build=lambda g, mode, p, seed: GenerativeAugment(
+            g, mode=mode, p=p, seed=seed, **bank_for(mode)
+        ),
         sample=lambda n, c, size, dtype, k: (_images(n, c, size, dtype), _labels(n, k)),
         call=lambda t, s, params: (t(s[0], s[1], params=params), s[1]),
         last_params=lambda t: t.last_params,
@@ -121,7 +143,9 @@ def _mix_host() -> Host:
     return Host(
         name="mix",
         transform_class=GenerativeMix,
-        build=lambda g, mode, p, seed: GenerativeMix(g, mode=mode, p=p, seed=seed),
+        build=lambda g, mode, p, seed: GenerativeMix(
+            g, mode=mode, p=p, seed=seed, **bank_for(mode)
+        ),
         sample=lambda n, c, size, dtype, k: (_images(n, c, size, dtype), _labels(n, k)),
         call=lambda t, s, params: t(s[0], s[1], params=params),
         last_params=lambda t: t.last_params,
@@ -137,7 +161,9 @@ def _torchvision_host() -> Host:
     return Host(
         name="torchvision",
         transform_class=TorchvisionGenerativeAugment,
-        build=lambda g, mode, p, seed: TorchvisionGenerativeAugment(g, mode=mode, p=p, seed=seed),
+        build=lambda g, mode, p, seed: TorchvisionGenerativeAugment(
+            g, mode=mode, p=p, seed=seed, **bank_for(mode)
+        ),
         sample=sample,
         call=lambda t, s, params: t(s, params=params),
         last_params=lambda t: t.last_params,
@@ -182,7 +208,9 @@ def _albumentations_host() -> Host:
     return Host(
         name="albumentations",
         transform_class=AlbumentationsGenerativeAugment,
-        build=lambda g, mode, p, seed: AlbumentationsGenerativeAugment(g, mode=mode, p=p),
+        build=lambda g, mode, p, seed: AlbumentationsGenerativeAugment(
+            g, mode=mode, p=p, **bank_for(mode, spec=True)
+        ),
         sample=sample,
         call=call,
         last_params=lambda t: t.get_applied_params(),
@@ -255,7 +283,7 @@ def family_modes(model: Any) -> list[str]:
     if model.conditional:
         modes.append("resample")
     if model.has_encoder:
-        modes.append("interpolate")
+        modes += ["interpolate", "neighbour"]
     return modes
 
 

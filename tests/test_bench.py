@@ -242,6 +242,23 @@ def test_named_generator_variants_train_their_own_generator(tmp_path):
     assert folders == ["test_vae-pool-seed0", "tiny_latent-pool-seed0"]
 
 
+@pytest.mark.parametrize("source", ["pool", "labeled"])
+def test_neighbour_mode_walks_toward_the_generators_training_images(tmp_path, source):
+    config = tiny_config(
+        tmp_path / "run",
+        seeds=[0],
+        shots=[2],
+        conditions=["test_vae@mode=neighbour,p=1.0", "flipcrop+test_vae@mode=neighbour"],
+        generator_data=[source],
+        preview=2,
+    )
+    result = run_bench(config)
+    assert result.ran == 2
+    records = list(read_runs(tmp_path / "run" / "runs.jsonl").values())
+    assert {r["generative"]["mode"] for r in records} == {"neighbour"}
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in records)
+
+
 def test_a_folder_that_is_not_a_bench_is_left_alone(tmp_path):
     (tmp_path / "mine.txt").write_text("precious")
     with pytest.raises(GenaugError, match="not a genaug bench"):

@@ -59,7 +59,9 @@ class GenerativeStep:
 
     Attributes:
         generator: the registered generator name the part names (``vae``, ``test_vae``...).
-        mode: ``auto``, ``perturb``, ``resample`` or ``interpolate``.
+        mode: ``auto``, ``perturb``, ``resample``, ``interpolate`` or ``neighbour`` (walks
+            toward the nearest images of the generator's training data: the pool's images for
+            a ``pool`` generator, whose labels are never read).
         p: share of each batch replaced by generated images (drawn per image).
         strength: the mode's magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
         schedule: ``constant`` p; ``decay`` from p to 0 over training; ``warmup`` from 0 to p.
@@ -284,12 +286,19 @@ class ClassicStage:
 class GenerativeStage:
     """A :class:`~genaug.transforms.GenerativeAugment` over a batch, with a schedule of p."""
 
-    def __init__(self, generator: Any, step: GenerativeStep, seed: int) -> None:
+    def __init__(
+        self, generator: Any, step: GenerativeStep, seed: int, neighbours: Any = None
+    ) -> None:
         from genaug.transforms import GenerativeAugment
 
         self.step = step
         self.augment = GenerativeAugment(
-            generator, mode=step.mode, p=step.p, strength=step.strength, seed=seed
+            generator,
+            mode=step.mode,
+            p=step.p,
+            strength=step.strength,
+            seed=seed,
+            neighbours=neighbours if step.mode == "neighbour" else None,
         )
 
     def set_progress(self, fraction: float) -> None:
@@ -328,15 +337,19 @@ def build_pipeline(
     allow_flip: bool = True,
     generator: Any = None,
     seed: int = 0,
+    neighbours: Any = None,
 ) -> RecipePipeline | None:
-    """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one."""
+    """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one.
+
+    ``neighbours``: the bank of images for mode ``neighbour`` (ignored by the other modes).
+    """
     stages: list[Any] = []
     if recipe.classic:
         stages.append(ClassicStage(recipe.classic, image_size, allow_flip))
     if recipe.generative is not None:
         if generator is None:
             raise GenaugError(f"condition {recipe.name!r} needs a generator; none was given.")
-        generative = GenerativeStage(generator, recipe.generative, seed)
+        generative = GenerativeStage(generator, recipe.generative, seed, neighbours)
         if recipe.generative.order == "generative-first":
             stages.insert(0, generative)
         else:

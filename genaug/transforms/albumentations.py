@@ -44,12 +44,14 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
 
     Args:
         generator: a checkpoint path (serialisable), or a Generator (not serialisable).
-        mode: ``auto``, ``perturb``, ``resample`` or ``interpolate``; stored resolved, so a
+        mode: ``auto``, ``perturb``, ``resample``, ``interpolate`` or ``neighbour``; stored resolved, so a
             saved pipeline does the same thing when loaded.
         strength: magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
         label_key: the keyword the class label comes in (``pipeline(image=img, label=3)``);
             needed for a conditional generator. With ``images=`` give a sequence of labels.
         p: probability of applying the transform to a call (Albumentations' own ``p``).
+        neighbours, neighbours_k: for mode ``neighbour``, a dataset spec of the images to walk
+            toward (``imagefolder:PATH``: serialisable), encoded once per process on first use.
     """
 
     def __init__(
@@ -59,6 +61,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         strength: float = 1.0,
         label_key: str = "label",
         p: float = 0.5,
+        neighbours: str | None = None,
+        neighbours_k: int = 5,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
         self._augment: GenerativeAugment | None = None
@@ -85,13 +89,30 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         if not isinstance(label_key, str) or not label_key:
             raise GenaugError(f"label_key must be a non-empty string, got {label_key!r}.")
         self.label_key = label_key
+        if neighbours is not None and not isinstance(neighbours, str):
+            raise GenaugError(
+                "AlbumentationsGenerativeAugment takes neighbours as a dataset spec (for example "
+                f"'imagefolder:PATH'), so that it serialises; got {type(neighbours).__name__}."
+            )
+        if self.mode == "neighbour" and neighbours is None:
+            raise GenaugError(
+                "mode 'neighbour' walks toward other images, so it needs neighbours='SPEC' "
+                "(for example 'imagefolder:PATH' of unlabelled images)."
+            )
+        self.neighbours = neighbours
+        self.neighbours_k = neighbours_k
 
     # ------------------------------------------------------------------ the generator, lazily
     def _core(self) -> GenerativeAugment:
         """The batched transform, built on first use (once per process)."""
         if self._augment is None:
             augment = GenerativeAugment(
-                self.generator, mode=self.mode, p=1.0, strength=self.strength
+                self.generator,
+                mode=self.mode,
+                p=1.0,
+                strength=self.strength,
+                neighbours=self.neighbours,
+                neighbours_k=self.neighbours_k,
             )
             augment.owner = type(self).__name__
             self._augment = augment

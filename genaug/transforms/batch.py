@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +44,7 @@ class GenerativeMix(nn.Module):
             per-channel normalisation to undo before and redo after (e.g. ImageNet's).
         precision, compile: speed settings, as for ``GenerativeAugment`` (``bfloat16`` and
             ``compile=True`` are the fast choice on a GPU or on a CPU with AMX).
+        neighbours, neighbours_k: the bank of images mode ``neighbour`` walks toward.
 
     Images are ``(B, C, H, W)`` uint8 0-255 or float in [0, 1] (or normalised with ``mean`` and
     ``std``) and come back in the same dtype, device, size and channels. Labels are class indices
@@ -68,6 +70,8 @@ class GenerativeMix(nn.Module):
         std: Sequence[float] | None = None,
         precision: str = "auto",
         compile: bool = False,
+        neighbours: Any = None,
+        neighbours_k: int = 5,
     ) -> None:
         super().__init__()
         self.augment = GenerativeAugment(
@@ -78,6 +82,8 @@ class GenerativeMix(nn.Module):
             seed=seed,
             precision=precision,
             compile=compile,
+            neighbours=neighbours,
+            neighbours_k=neighbours_k,
         )
         self.augment.owner = type(self).__name__
         if (mean is None) != (std is None):

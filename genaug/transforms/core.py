@@ -10,6 +10,8 @@ Label policy per mode (every mode keeps the label of each image):
 - ``resample``: replace the image by a fresh sample of its class. An unconditional generator
   cannot know the class, so it may resample only unlabelled images (called without labels).
 - ``interpolate`` (encoder): decode a point between the latents of two images of one class.
+- ``neighbour`` (encoder, and a bank of other images, typically unlabelled): decode a point
+  between the image's latent and that of one of its nearest bank images.
 - ``auto``: ``perturb`` when the generator has an encoder, else ``resample``.
 
 See :mod:`genaug.transforms.functional` for what ``strength`` means in each mode.
@@ -33,10 +35,11 @@ from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.transforms import functional as F
 from genaug.transforms._holder import GeneratorHolder
+from genaug.transforms.neighbours import LatentBank, build_latent_bank
 
 __all__ = ["MODES", "PRECISIONS", "GenerativeAugment", "resolve_mode", "supported_modes"]
 
-MODES = ("perturb", "resample", "interpolate")
+MODES = ("perturb", "resample", "interpolate", "neighbour")
 PRECISIONS = ("auto", "float32", "bfloat16")
 _RANGE_TOLERANCE = 0.05  # float pixels this far outside [0, 1] are clamped; further is an error
 
@@ -46,7 +49,7 @@ def supported_modes(has_encoder: bool, conditional: bool) -> list[str]:
     modes = ["perturb"] if has_encoder else []
     modes.append("resample" if conditional else "resample (unlabelled images only)")
     if has_encoder:
-        modes.append("interpolate")
+        modes += ["interpolate", "neighbour (given neighbours)"]
     return modes
 
 
@@ -56,7 +59,7 @@ def resolve_mode(mode: str, has_encoder: bool, conditional: bool, family: str = 
         raise GenaugError(f"Unknown generative mode {mode!r}; use one of auto, {', '.join(MODES)}.")
     if mode == "auto":
         return "perturb" if has_encoder else "resample"
-    if mode in ("perturb", "interpolate") and not has_encoder:
+    if mode in ("perturb", "interpolate", "neighbour") and not has_encoder:
         can = ", ".join(supported_modes(has_encoder, conditional))
         raise GenaugError(
             f"A {family or 'this'} generator has no encoder, so it cannot do mode {mode!r}; "
@@ -94,7 +97,8 @@ class GenerativeAugment(nn.Module):
 
     Args:
         generator: a :class:`~genaug.models.base.Generator`, or a checkpoint path to load (CPU).
-        mode: ``auto``, ``perturb``, ``resample`` or ``interpolate`` (see the module docstring).
+        mode: ``auto``, ``perturb``, ``resample``, ``interpolate`` or ``neighbour`` (see the
+            module docstring).
         p: probability that each image is transformed (drawn per image).
         strength: magnitude in [0, 1]; its meaning per mode is in :mod:`~.functional`.
         seed: seeds the transform's own random generator; None draws one from torch's global
@@ -106,6 +110,10 @@ class GenerativeAugment(nn.Module):
         compile: ``torch.compile`` the generator call (with weight freezing) on first use:
             faster after a compile of tens of seconds, so meant for the long-lived batched path
             (GenerativeMix on the training device), not for short per-sample runs in workers.
+        neighbours: for mode ``neighbour``, the images to walk toward (typically unlabelled
+            ones): a (N, C, H, W) tensor, an :class:`~genaug.data.ImageDataset` or a dataset
+            spec; encoded once, here (see :mod:`~genaug.transforms.neighbours`).
+        neighbours_k: how many nearest neighbours of each image the walk picks from.
 
     Images of another size are resized to the generator's and back; gray <-> RGB is converted.
     The output keeps the input's dtype, device, size and channel count; the input is not
@@ -125,6 +133,8 @@ class GenerativeAugment(nn.Module):
         seed: int | None = None,
         precision: str = "auto",
         compile: bool = False,
+        neighbours: Any = None,
+        neighbours_k: int = 5,
     ) -> None:
         super().__init__()
         self.owner = type(self).__name__  # how error messages name this transform
@@ -152,6 +162,19 @@ class GenerativeAugment(nn.Module):
         self.compile = compile
         self._compiled: Callable[..., Tensor] | None = None
         self.last_params: dict[str, Tensor] | None = None
+        self.bank: LatentBank | None = None
+        if self.mode == "neighbour":
+            if neighbours is None:
+                raise GenaugError(
+                    "mode 'neighbour' walks toward other images, so it needs neighbours=... "
+                    "(for example the unlabelled images the generator was trained on)."
+                )
+            self.bank = build_latent_bank(neighbours, model, neighbours_k, self.owner)
+        elif neighbours is not None:
+            raise GenaugError(
+                f"neighbours are used by mode 'neighbour' only, and the mode is {self.mode!r}; "
+                "drop neighbours or pass mode='neighbour'."
+            )
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GenerativeAugment:
@@ -234,6 +257,10 @@ class GenerativeAugment(nn.Module):
         if self.mode == "interpolate":
             params["mix"] = torch.rand(n, generator=rng, device=device)  # (B,)
             params["partner"] = F.pick_partners(prepared.classes, n, rng, device)  # (B,)
+        elif self.mode == "neighbour":
+            assert self.bank is not None
+            params["mix"] = torch.rand(n, generator=rng, device=device)  # (B,)
+            params["choice"] = torch.randint(0, self.bank.k, (n,), generator=rng, device=device)
         return params
 
     # ------------------------------------------------------------------ applying
@@ -312,6 +339,21 @@ class GenerativeAugment(nn.Module):
             return kernel(model, pick(work), pick(classes), pick(noise), self.strength)
         if self.mode == "resample":
             return kernel(model, pick(classes), pick(noise), self.strength)
+        if self.mode == "neighbour":
+            assert self.bank is not None
+            bank, bank_labels = self.bank.on(device)
+            choice, mix = params["choice"].to(device), params["mix"].to(device)
+            return kernel(
+                model,
+                pick(work),
+                pick(classes),
+                bank,
+                bank_labels,
+                pick(choice),
+                pick(mix),
+                self.strength,
+                self.bank.k,
+            )
         return kernel(
             model,
             work,
@@ -433,11 +475,8 @@ class GenerativeAugment(nn.Module):
         return tensor.long().to(model.device)
 
     def _check_params(self, params: Any, n: int, latent_dim: int) -> None:
-        keys = (
-            ("apply", "noise", "mix", "partner")
-            if self.mode == "interpolate"
-            else ("apply", "noise")
-        )
+        extra = {"interpolate": ("mix", "partner"), "neighbour": ("mix", "choice")}
+        keys = ("apply", "noise", *extra.get(self.mode, ()))
         if not isinstance(params, dict) or any(key not in params for key in keys):
             raise GenaugError(
                 "params must be the dict that make_params returned (or last_params), "

@@ -14,6 +14,10 @@ its arguments. ``strength`` in [0, 1] is the one magnitude knob; its meaning per
 - ``interpolate``: how far to walk toward a partner image of the same class:
   ``z = z_a + t (z_b - z_a)`` with ``t = strength * mix / 2`` and ``mix`` uniform in [0, 1], so 1
   reaches at most the midpoint. An image without a partner is perturbed instead.
+- ``neighbour``: how far to walk toward one of the image's ``k`` nearest neighbours in a bank of
+  other images (typically unlabelled ones: the generator's training pool), in latent space:
+  the same walk as ``interpolate``, ``t = strength * mix / 2``. The bank brings the variation of
+  real images the labelled set lacks; an image with no neighbour is reconstructed.
 
 Labels are class indices ``(B,)`` (or None for an unconditional generator); they are preserved.
 """
@@ -25,7 +29,7 @@ from torch import Tensor
 
 from genaug.models.base import Generator
 
-__all__ = ["interpolate", "pick_partners", "perturb", "resample"]
+__all__ = ["interpolate", "nearest_latents", "neighbour", "pick_partners", "perturb", "resample"]
 
 
 def perturb(
@@ -117,3 +121,65 @@ def pick_partners(
     partner = torch.empty_like(order)
     partner[order] = order[partner_slot]
     return partner
+
+
+def nearest_latents(
+    z: Tensor,
+    labels: Tensor | None,
+    bank: Tensor,
+    bank_labels: Tensor | None,
+    k: int,
+) -> tuple[Tensor, Tensor]:
+    """The ``k`` nearest bank latents of each row of ``z`` (Euclidean), and whether they exist.
+
+    Args:
+        z: (B, D) latents; labels: (B,) or None.
+        bank: (N, D) latents; bank_labels: (N,) or None. With both label sets given, only bank
+            entries of the row's class count.
+
+    Returns:
+        indices (B, k) into the bank and ``found`` (B, k) bool. A bank entry at distance ~0 is
+        the image itself (the bank may hold it) and does not count.
+    """
+    # Exact distances (the matrix-product shortcut is off by ~1e-3, which would hide the
+    # image itself among its neighbours); (B, N) is small: a batch against the bank.
+    distances = torch.cdist(
+        z.float(), bank.float(), compute_mode="donot_use_mm_for_euclid_dist"
+    )  # (B, N)
+    excluded = distances < 1e-4
+    if labels is not None and bank_labels is not None:
+        excluded |= labels.unsqueeze(1) != bank_labels.unsqueeze(0)
+    distances = distances.masked_fill(excluded, float("inf"))
+    k = min(k, bank.shape[0])
+    nearest, indices = distances.topk(k, dim=1, largest=False)  # (B, k)
+    return indices, torch.isfinite(nearest)
+
+
+def neighbour(
+    generator: Generator,
+    images: Tensor,
+    labels: Tensor | None,
+    bank: Tensor,
+    bank_labels: Tensor | None,
+    choice: Tensor,
+    mix: Tensor,
+    strength: float,
+    k: int,
+) -> Tensor:
+    """Walk each image's latent toward one of its ``k`` nearest bank latents, decode.
+
+    Args:
+        images: (B, C, S, S) in [0, 1]; labels: (B,) or None.
+        bank: (N, D) latent means of the bank images; bank_labels: (N,) or None.
+        choice: (B,) integer in [0, k): which of the k neighbours to walk toward.
+        mix: (B,) uniform in [0, 1]; the walk is ``t = strength * mix / 2``.
+
+    Returns:
+        (B, C, S, S) in [0, 1].
+    """
+    z = generator.encode(images, labels).mean  # (B, D)
+    indices, found = nearest_latents(z, labels, bank, bank_labels, k)  # (B, k) each
+    slot = choice.clamp(max=indices.shape[1] - 1).unsqueeze(1)  # (B, 1)
+    target = bank[indices.gather(1, slot).squeeze(1)].to(z.dtype)  # (B, D)
+    t = 0.5 * strength * mix.to(z.dtype) * found.gather(1, slot).squeeze(1).to(z.dtype)  # (B,)
+    return generator.decode(z + t.unsqueeze(1) * (target - z), labels)

@@ -80,6 +80,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
             (``p`` is drawn per image; inside ``v2.RandomApply`` use ``p=1``).
         labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
             the sample and returning its label(s), or None (no labels: unconditional use only).
+        neighbours, neighbours_k: the bank of images mode ``neighbour`` walks toward.
 
     Example::
 
@@ -96,9 +97,19 @@ class TorchvisionGenerativeAugment(v2.Transform):
         strength: float = 1.0,
         seed: int | None = None,
         labels_getter: str | Callable[[Any], Any] | None = "default",
+        neighbours: Any = None,
+        neighbours_k: int = 5,
     ) -> None:
         super().__init__()
-        self.augment = GenerativeAugment(generator, mode=mode, p=p, strength=strength, seed=seed)
+        self.augment = GenerativeAugment(
+            generator,
+            mode=mode,
+            p=p,
+            strength=strength,
+            seed=seed,
+            neighbours=neighbours,
+            neighbours_k=neighbours_k,
+        )
         self.augment.owner = type(self).__name__
         if labels_getter == "default":
             self._get_labels: Callable[[Any], Any] = default_labels_getter

@@ -1,0 +1,132 @@
+"""The columns of a bench grid: conditions paired with the data their generator trains on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genaug.data import ImageDataset
+from genaug.errors import GenaugError
+from genaug.eval.bench_config import BenchConfig
+from genaug.eval.recipes import Recipe, parse_condition
+from genaug.models import list_generators, load_generator
+from genaug.models.base import family_class, validate_image_size
+
+__all__ = ["Arm", "plan_arms"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One column of the grid: a condition and, for generative ones, its generator's data."""
+
+    recipe: Recipe
+    source: str | None  # "labeled", "pool", "checkpoint:PATH" or None
+
+    @property
+    def condition(self) -> str:
+        return self.recipe.name
+
+    @property
+    def source_label(self) -> str | None:
+        if self.source is None:
+            return None
+        return "checkpoint" if self.source.startswith("checkpoint:") else self.source
+
+    @property
+    def label(self) -> str:
+        """Display name, e.g. ``randaugment+vae [pool]``."""
+        return self.condition + (f" [{self.source_label}]" if self.source else "")
+
+    @property
+    def key(self) -> str:
+        return f"{self.condition}|{self.source or '-'}"
+
+
+def _generator_family(name: str) -> str:
+    """The family of a registered generator name (built tiny, once)."""
+    from genaug.models import create_generator
+
+    if name not in _FAMILY_CACHE:
+        _FAMILY_CACHE[name] = create_generator(name, image_size=16, channels=1).family
+    return _FAMILY_CACHE[name]
+
+
+_FAMILY_CACHE: dict[str, str] = {}
+
+
+def plan_arms(
+    config: BenchConfig, dataset: ImageDataset, skipped: list[dict[str, str]] | None = None
+) -> list[Arm]:
+    """Parse the conditions and check each generative one can run with its sources.
+
+    A (condition, source) pair that cannot run - a GAN (no encoder) from the unlabelled pool is
+    unconditional and cannot make an image of a given class - raises, unless ``skipped`` is a
+    list: then the pair is left out and recorded there with the reason, and only a condition
+    that runs with no source at all raises.
+    """
+    from genaug.transforms.core import resolve_mode
+
+    names = sorted(set(list_generators()) | set(config.generators))
+    arms: list[Arm] = []
+    seen: set[str] = set()
+    for text in config.conditions:
+        part_names = [p.partition("@")[0].strip().lower() for p in str(text).split("+")]
+        defaults = {n: config.generator_settings(n).__dict__ for n in part_names if n in names}
+        recipe = parse_condition(text, names, defaults)
+        if recipe.name in seen:
+            raise GenaugError(f"condition {recipe.name!r} is listed twice; list it once.")
+        seen.add(recipe.name)
+        step = recipe.generative
+        if step is None:
+            arms.append(Arm(recipe, None))
+            continue
+        settings = config.generator_settings(step.generator)
+        family = _generator_family(settings.model)
+        cls = family_class(family)
+        reasons: list[str] = []
+        for source in config.generator_data:
+            if source.startswith("checkpoint:"):
+                model = load_generator(source.partition(":")[2])
+                if model.family != family:
+                    raise GenaugError(
+                        f"condition {recipe.name!r} names a {family} generator but "
+                        f"{source.partition(':')[2]} holds a {model.family}; name the "
+                        f"checkpoint's family ({model.family}) in the condition."
+                    )
+                conditional = model.conditional
+                if conditional and model.num_classes != dataset.num_classes:
+                    raise GenaugError(
+                        f"the generator in {source.partition(':')[2]} knows {model.num_classes} "
+                        f"classes but {config.data} has {dataset.num_classes}; use a generator "
+                        "trained on this data."
+                    )
+            else:
+                try:
+                    validate_image_size(config.image_size)
+                except GenaugError:
+                    raise GenaugError(
+                        f"condition {recipe.name!r} trains a {family} generator, which cannot be "
+                        f"trained at {config.image_size} px; use --image-size 16, 32, 64 or 128."
+                    ) from None
+                conditional = source == "labeled" and settings.conditional
+            mode = resolve_mode(step.mode, cls.has_encoder, conditional, family)
+            if mode == "resample" and not conditional:
+                why = (
+                    "is trained on the unlabelled pool (unconditional)"
+                    if source == "pool"
+                    else "is unconditional"
+                )
+                reason = (
+                    f"condition {recipe.name!r} cannot run with generator data {source}: a "
+                    f"{family} generator has no encoder and this one {why}, so it cannot make "
+                    "an image of a given class; use generator data labeled (conditional) for "
+                    f"{family}, or a family with an encoder (vae, cgan)."
+                )
+                if skipped is None:
+                    raise GenaugError(reason)
+                reasons.append(reason)
+                skipped.append({"arm": Arm(recipe, source).label, "reason": reason})
+                continue
+            arms.append(Arm(recipe, source))
+        if reasons and len(reasons) == len(config.generator_data):
+            raise GenaugError(reasons[0])
+    return arms

@@ -1,0 +1,146 @@
+"""Generators a bench trains once per (name, source, seed[, shots]) and reuses, resumably."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from genaug.data import ImageDataset, train_test_split
+from genaug.device import resolve_device
+from genaug.eval.bench_config import BenchConfig
+from genaug.io import atomic_write_json
+from genaug.models import load_generator
+from genaug.models.base import Generator
+
+__all__ = ["GeneratorCache", "stable_seed"]
+
+
+def stable_seed(*parts: Any) -> int:
+    """A seed that depends only on ``parts`` (not on Python's hash randomisation)."""
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+class GeneratorCache:
+    """Generators trained once per (name, source, seed[, shots]) under ``generators/``."""
+
+    def __init__(self, root: Path, config: BenchConfig, dataset: ImageDataset) -> None:
+        self.root = root
+        self.config = config
+        self.dataset = dataset
+        self.device = resolve_device(config.device)
+        self._loaded: OrderedDict[str, tuple[Generator, dict[str, Any]]] = OrderedDict()
+        self._pool_data: ImageDataset | None = None
+
+    def folder(self, name: str, source: str, seed: int, shots: int) -> Path:
+        tail = f"-shots{shots}" if source == "labeled" else ""
+        return self.root / f"{name}-{source}-seed{seed}{tail}"
+
+    def neighbours(self, source: str, labeled: ImageDataset) -> ImageDataset:
+        """The bank of mode ``neighbour``: the images the source's generator was trained on
+        (for a given checkpoint, the pool: every training image, labels hidden)."""
+        return self._training_data("labeled" if source == "labeled" else "pool", labeled)
+
+    def _training_data(self, source: str, labeled: ImageDataset) -> ImageDataset:
+        if source == "labeled":
+            return labeled
+        if self._pool_data is None:  # every training image (labelled shots + pool), no labels
+            train_part, _ = train_test_split(
+                self.dataset, self.config.test_fraction, self.config.test_seed
+            )
+            self._pool_data = train_part.without_labels()
+        return self._pool_data
+
+    def get(
+        self, name: str, source: str, seed: int, shots: int, labeled: ImageDataset, train: bool
+    ) -> tuple[Generator, dict[str, Any]] | None:
+        """The generator for a run (training it if needed and ``train``), and facts about it."""
+        if source.startswith("checkpoint:"):
+            key = source
+        else:
+            key = str(self.folder(name, source, seed, shots))
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
+        if source.startswith("checkpoint:"):
+            path = source.partition(":")[2]
+            model = load_generator(path, device=self.device)
+            info = {"checkpoint": str(path), "train_seconds": None, "steps": None}
+        else:
+            loaded = self._load_or_train(name, source, seed, shots, labeled, train)
+            if loaded is None:
+                return None
+            model, info = loaded
+        self._loaded[key] = (model, info)
+        while len(self._loaded) > 4:
+            self._loaded.popitem(last=False)
+        return model, info
+
+    def _load_or_train(
+        self, name: str, source: str, seed: int, shots: int, labeled: ImageDataset, train: bool
+    ) -> tuple[Generator, dict[str, Any]] | None:
+        from genaug.train import TrainConfig
+        from genaug.train import train as train_generator
+        from genaug.train.loop import RUN_CONFIG, latest_step
+
+        settings = self.config.generator_settings(name)
+        folder = self.folder(name, source, seed, shots)
+        facts_path = folder / "bench_generator.json"
+        if facts_path.is_file():
+            facts = json.loads(facts_path.read_text())
+            model = load_generator(folder, device=self.device)
+            return model, facts
+        if not train:
+            return None
+        data = self._training_data(source, labeled)
+        config = TrainConfig(
+            model=settings.model,
+            data=self.config.data,
+            out=str(folder),
+            image_size=self.config.image_size,
+            channels=data.channels,
+            steps=settings.steps,
+            batch_size=settings.batch_size,
+            lr=settings.lr,
+            seed=seed,
+            device=self.config.device,
+            amp=self.config.amp,
+            unlabeled=source == "pool" or not settings.conditional,
+            checkpoint_every=max(250, (settings.steps or 1000) // 2),
+            log_every=50,
+            model_args=dict(settings.model_args),
+            progress=False,
+        )
+        done_steps = latest_step(folder) if (folder / RUN_CONFIG).is_file() else None
+        if done_steps is not None:
+            saved = json.loads((folder / RUN_CONFIG).read_text())
+            if done_steps >= saved.get("steps", done_steps + 1):  # finished, facts not written
+                facts = {
+                    "folder": str(folder.relative_to(self.root.parent)),
+                    "model": settings.model,
+                }
+                facts.update(source=source, seed=seed, images=len(data), steps=done_steps)
+                facts.update(train_seconds=None, resumed=True)
+                atomic_write_json(facts_path, facts)
+                return load_generator(folder, device=self.device), facts
+            config.resume = True  # an interrupted training run goes on where it stopped
+        elif folder.exists():
+            shutil.rmtree(folder)  # a folder without a checkpoint holds nothing worth keeping
+        started = time.perf_counter()
+        result = train_generator(config, dataset=data)
+        facts = {
+            "folder": str(folder.relative_to(self.root.parent)),
+            "model": settings.model,
+            "source": source,
+            "seed": seed,
+            "images": len(data),
+            "steps": result.steps,
+            "train_seconds": round(time.perf_counter() - started, 3),
+            "resumed": config.resume,
+        }
+        atomic_write_json(facts_path, facts)
+        return result.model.eval(), facts

@@ -1,0 +1,108 @@
+"""The latent bank behind mode ``neighbour``: other images, encoded once, to walk toward.
+
+Semi-supervised augmentation: a few labelled images and many unlabelled ones (the generator's
+training pool). Mode ``neighbour`` moves a labelled image's latent part of the way toward one of
+its nearest unlabelled images, so the labelled set borrows the variation of real images it does
+not hold, while staying closer to the labelled image than to the neighbour (``t <= 1/2``). The
+neighbours' labels are never read; for a conditional generator the bank needs labels (its
+encoder takes them) and only neighbours of the same class count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genaug.data.convert import convert_channels, resize_images, to_float_images
+from genaug.errors import GenaugError
+from genaug.models.base import Generator
+
+__all__ = ["LatentBank", "build_latent_bank"]
+
+_ENCODE_CHUNK = 256  # images encoded per call while building the bank
+
+
+class LatentBank:
+    """Latent means (N, D) of the bank images (and their labels), kept on the CPU.
+
+    ``on(device)`` returns the tensors on a device, copied once per device: the CPU copy is the
+    one that pickles and the one a DataLoader worker uses, so no CUDA tensor reaches a worker.
+    """
+
+    def __init__(self, latents: Tensor, labels: Tensor | None, k: int) -> None:
+        self.latents = latents.detach().float().cpu().contiguous()  # (N, D)
+        self.labels = None if labels is None else labels.detach().long().cpu()  # (N,)
+        self.k = k
+        self._copies: dict[str, tuple[Tensor, Tensor | None]] = {}
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+    def on(self, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        """(latents, labels) on ``device``."""
+        if device.type == "cpu":
+            return self.latents, self.labels
+        key = str(device)
+        if key not in self._copies:
+            labels = None if self.labels is None else self.labels.to(device)
+            self._copies[key] = (self.latents.to(device), labels)
+        return self._copies[key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_copies"] = {}  # device copies are rebuilt where needed
+        return state
+
+    def __repr__(self) -> str:
+        labelled = "labelled" if self.labels is not None else "unlabelled"
+        return f"LatentBank({len(self)} {labelled} images, k={self.k})"
+
+
+def _bank_images(neighbours: Any, model: Generator, owner: str) -> tuple[Tensor, Tensor | None]:
+    """The bank's images (N, C, H, W) and labels (N,) or None, from what the caller gave."""
+    from genaug.data import ImageDataset, load_dataset
+
+    if isinstance(neighbours, str):
+        neighbours = load_dataset(neighbours, image_size=model.image_size, channels=model.channels)
+    if isinstance(neighbours, ImageDataset):
+        targets = neighbours.targets
+        labels = None if bool((targets < 0).any()) else targets
+        return neighbours.images, labels
+    if isinstance(neighbours, Tensor):
+        return neighbours, None
+    raise GenaugError(
+        f"{owner}: neighbours must be images (a (N, C, H, W) tensor), an ImageDataset or a "
+        f"dataset spec such as 'imagefolder:PATH', got {type(neighbours).__name__}."
+    )
+
+
+def build_latent_bank(neighbours: Any, model: Generator, k: int, owner: str) -> LatentBank:
+    """Encode ``neighbours`` with ``model`` into a :class:`LatentBank` (no gradients)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise GenaugError(f"{owner}: neighbours_k must be an integer >= 1, got {k!r}.")
+    images, labels = _bank_images(neighbours, model, owner)
+    if images.ndim != 4 or images.shape[0] < 2 or images.shape[1] not in (1, 3):
+        raise GenaugError(
+            f"{owner}: neighbours must hold at least 2 images shaped (N, C, H, W) with 1 or 3 "
+            f"channels, got shape {tuple(images.shape)}."
+        )
+    if not model.conditional:
+        labels = None  # an unconditional encoder takes no labels, and the walk needs none
+    if model.conditional and labels is None:
+        raise GenaugError(
+            f"{owner}: the {model.family} generator is conditional, so its encoder needs the "
+            "neighbours' labels; pass them as an ImageDataset with labels, or use an "
+            "unconditional generator (one trained on unlabelled images)."
+        )
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], _ENCODE_CHUNK):
+            x = to_float_images(images[start : start + _ENCODE_CHUNK]).to(model.device)
+            x = resize_images(convert_channels(x, model.channels), model.image_size)
+            if not bool(torch.isfinite(x).all()):
+                raise GenaugError(f"{owner}: neighbours hold NaN or infinite pixel values.")
+            y = None if labels is None else labels[start : start + _ENCODE_CHUNK].to(model.device)
+            chunks.append(model.encode(x.clamp(0.0, 1.0), y).mean.float().cpu())
+    return LatentBank(torch.cat(chunks), labels, k)

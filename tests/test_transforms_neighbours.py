@@ -1,0 +1,107 @@
+"""Mode ``neighbour``: walking toward the nearest images of a latent bank."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from helpers import make_generator, neighbour_bank, single_thread  # noqa: F401
+
+from genaug.data import load_dataset
+from genaug.errors import GenaugError
+from genaug.transforms import GenerativeAugment
+from genaug.transforms import functional as F
+from genaug.transforms.neighbours import build_latent_bank
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", image_size=16)
+
+
+def test_the_walk_goes_toward_the_chosen_nearest_bank_latent(digits):
+    model = make_generator("test_vae", num_classes=0)
+    bank = build_latent_bank(digits.images[:200], model, k=3, owner="test")
+    images = digits.images[200:206].float() / 255
+    choice = torch.tensor([0, 1, 2, 0, 1, 2])
+    mix = torch.rand(6)
+    with torch.inference_mode():
+        out = F.neighbour(model, images, None, bank.latents, None, choice, mix, 1.0, 3)
+        z = model.encode(images, None).mean
+        order = torch.cdist(z, bank.latents).argsort(dim=1)[:, :3]  # brute force
+        target = bank.latents[order[torch.arange(6), choice]]
+        expected = model.decode(z + (0.5 * mix).unsqueeze(1) * (target - z), None)
+    torch.testing.assert_close(out, expected)
+
+
+def test_an_image_in_the_bank_is_not_its_own_neighbour(digits):
+    model = make_generator("test_vae", num_classes=0)
+    bank = build_latent_bank(digits.images[:50], model, k=1, owner="test")
+    with torch.inference_mode():
+        z = model.encode(digits.images[:50].float() / 255, None).mean
+    indices, found = F.nearest_latents(z, None, bank.latents, None, 1)
+    assert found.all()
+    assert not (indices[:, 0] == torch.arange(50)).any()
+
+
+def test_a_conditional_generator_only_walks_toward_its_own_class(digits):
+    model = make_generator("test_vae", num_classes=10)
+    bank = build_latent_bank(neighbour_bank(), model, k=4, owner="test")
+    labels = digits.targets[300:340]
+    with torch.inference_mode():
+        z = model.encode(digits.images[300:340].float() / 255, labels).mean
+    indices, found = F.nearest_latents(z, labels, bank.latents, bank.labels, 4)
+    assert found.all()
+    assert (bank.labels[indices] == labels.unsqueeze(1)).all()
+
+
+def test_an_image_without_neighbours_is_reconstructed():
+    model = make_generator("test_vae", num_classes=0)
+    images = torch.rand(2, 1, 16, 16)
+    bank = build_latent_bank(images, model, k=2, owner="test")  # each image's only other: none
+    with torch.inference_mode():
+        z = model.encode(images[:1], None).mean
+        far = torch.full_like(bank.latents, float("nan"))  # no usable neighbour
+        indices, found = F.nearest_latents(z, None, far, None, 2)
+    assert not found.any()
+    aug = GenerativeAugment(model, mode="neighbour", p=1.0, strength=0.0, neighbours=images)
+    with torch.inference_mode():
+        reconstruction = model.decode(model.encode(images, None).mean, None)
+    torch.testing.assert_close(aug(images), reconstruction)
+
+
+def test_the_transform_replays_and_pickles_with_its_bank(digits):
+    model = make_generator("test_vae", num_classes=10)
+    aug = GenerativeAugment(model, mode="neighbour", p=1.0, seed=3, neighbours=neighbour_bank())
+    images, labels = digits.images[300:308], digits.targets[300:308]
+    out = aug(images, labels)
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    assert not torch.equal(out, images)
+    torch.testing.assert_close(aug(images, labels, params=aug.last_params), out)
+    clone = pickle.loads(pickle.dumps(aug))
+    torch.testing.assert_close(clone(images, labels, params=aug.last_params), out)
+    assert len(clone.bank) == 300
+
+
+def test_bad_neighbour_settings_are_refused_clearly():
+    conditional = make_generator("test_vae", num_classes=10)
+    unconditional = make_generator("test_vae", num_classes=0)
+    with pytest.raises(GenaugError, match="needs neighbours="):
+        GenerativeAugment(unconditional, mode="neighbour")
+    with pytest.raises(GenaugError, match="used by mode 'neighbour' only"):
+        GenerativeAugment(unconditional, mode="perturb", neighbours=torch.rand(4, 1, 16, 16))
+    with pytest.raises(GenaugError, match="needs the neighbours' labels"):
+        GenerativeAugment(conditional, mode="neighbour", neighbours=torch.rand(4, 1, 16, 16))
+    with pytest.raises(GenaugError, match="neighbours_k must be an integer >= 1"):
+        GenerativeAugment(
+            unconditional, mode="neighbour", neighbours=torch.rand(4, 1, 16, 16), neighbours_k=0
+        )
+    with pytest.raises(GenaugError, match="at least 2 images"):
+        GenerativeAugment(unconditional, mode="neighbour", neighbours=torch.rand(1, 1, 16, 16))
+    with pytest.raises(GenaugError, match="NaN"):
+        GenerativeAugment(
+            unconditional, mode="neighbour", neighbours=torch.full((4, 1, 16, 16), float("nan"))
+        )
+    with pytest.raises(GenaugError, match="cannot do mode 'neighbour'"):
+        GenerativeAugment(make_generator("test_gan"), mode="neighbour", neighbours="digits")
