@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from genaug import distributed
 from genaug.errors import GenaugError
 
 EXIT_BAD_INPUT = 2
@@ -67,7 +68,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="draw images from a trained generator")
     sample.add_argument("--checkpoint", required=True, help="checkpoint or run folder")
-    sample.add_argument("--n", type=_positive_int, default=64, help="number of images")
+    # --num-samples: torchrun's own parser takes "--n" for an abbreviation of its options.
+    sample.add_argument(
+        "--n", "--num-samples", dest="n", type=_positive_int, default=64, help="number of images"
+    )
     sample.add_argument(
         "--out", required=True, help="grid.png for a grid, or DIR/ for an ImageFolder tree"
     )
@@ -116,7 +120,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--generator-data", help="labeled, pool and/or checkpoint:PATH, comma-separated"
     )
     bench.add_argument("--generator-steps", type=_positive_int, help="for every generator")
-    bench.add_argument("--generative-mode", help="auto, perturb, resample or interpolate")
+    bench.add_argument(
+        "--generative-mode", help="auto, perturb, resample, interpolate or neighbour"
+    )
     bench.add_argument("--generative-p", type=float, help="share of generated images per batch")
     bench.add_argument("--generative-strength", type=float, help="the mode's magnitude, [0, 1]")
     bench.add_argument("--more-real-factor", type=_positive_int, help="default 2")
@@ -160,6 +166,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     result = train(config)
+    if not distributed.is_main():
+        return 0
     print(
         f"trained {config.model} for {result.steps} steps in {result.seconds:.1f} s; "
         f"checkpoint: {result.checkpoint}; samples: {result.run_dir / 'samples'}"
@@ -170,13 +178,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from genaug.data.synthetic import export_image_folder, sample_indices
-    from genaug.device import resolve_device
+    from genaug.data.synthetic import export_synthetic_set, sample_indices
     from genaug.models import load_generator
     from genaug.plots import save_image_rows
 
-    model = load_generator(args.checkpoint, device=resolve_device(args.device))
+    model = load_generator(args.checkpoint, device=distributed.init(args.device))
     out = Path(args.out)
+    if out.suffix.lower() == ".png" and not distributed.is_main():
+        return 0  # one grid: rank 0 draws it
     if out.suffix.lower() == ".png":
         images, _ = sample_indices(model, torch.arange(args.n), args.seed)
         rows = (args.n + 7) // 8
@@ -187,8 +196,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     elif out.suffix:
         raise GenaugError(f"--out {out} should be a .png file (a grid) or a folder (no suffix).")
     else:
-        export_image_folder(model, out, args.n, seed=args.seed)
-        print(f"wrote {args.n} samples as an ImageFolder tree under {out}")
+        export_synthetic_set(model, out, args.n, seed=args.seed)  # shared among torchrun ranks
+        if distributed.is_main():
+            print(f"wrote {args.n} samples as an ImageFolder tree under {out}")
     return 0
 
 
@@ -309,12 +319,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         status = COMMANDS[args.command](args)
+        if args.command in ("train", "demo") and distributed.is_main():
+            print(f"done in {time.perf_counter() - started:.1f} s")
     except GenaugError as exc:
-        print(f"genaug: error: {exc}", file=sys.stderr)
+        # Under torchrun every rank may say it; the rank tells which process did.
+        where = f" (rank {distributed.rank()})" if distributed.world_size() > 1 else ""
+        print(f"genaug: error{where}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("genaug: interrupted; progress up to the last checkpoint is kept.", file=sys.stderr)
         return 130
-    if args.command in ("train", "demo"):
-        print(f"done in {time.perf_counter() - started:.1f} s")
+    finally:
+        distributed.shutdown()
     return status

@@ -275,7 +275,10 @@ def test_conditions_parse_to_canonical_recipes():
     assert (recipe.generative.p, recipe.generative.strength) == (0.25, 0.8)
     assert parse_condition("more-real+affine", names).kind == "more-real"
     assert parse_condition("none", names).kind == "none"
-    for bad in ("vae+gan", "none+affine", "more-real+vae", "affine@p=1", "vae@p=2", "vae@x=1"):
+    walk = parse_condition("vae@mode=neighbour,k=20", names).generative
+    assert (walk.mode, walk.k) == ("neighbour", 20)
+    bad_conditions = ("vae+gan", "none+affine", "more-real+vae", "affine@p=1", "vae@p=2")
+    for bad in (*bad_conditions, "vae@x=1", "vae@k=0", "vae@k=two"):
         with pytest.raises(GenaugError):
             parse_condition(bad, names)
 

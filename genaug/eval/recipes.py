@@ -48,7 +48,7 @@ CLASSIC = ("flipcrop", "affine", "trivialaugment", "randaugment")
 SCHEDULES = ("constant", "decay", "warmup")
 ORDERS = ("generative-first", "classic-first")
 KINDS = ("none", "classic", "generative", "classic+generative", "more-real")
-_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order")
+_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order", "k")
 # Digit datasets: a horizontal flip turns a digit into another shape (or no digit).
 _NO_FLIP_SPECS = ("digits", "mnist")
 
@@ -67,6 +67,7 @@ class GenerativeStep:
         schedule: ``constant`` p; ``decay`` from p to 0 over training; ``warmup`` from 0 to p.
         order: ``generative-first`` (the generator sees clean images, classic parts follow) or
             ``classic-first``.
+        k: for mode ``neighbour``, how many nearest neighbours the walk picks from.
         overrides: the inline overrides as written (kept for the canonical name).
     """
 
@@ -76,6 +77,7 @@ class GenerativeStep:
     strength: float = 0.5
     schedule: str = "constant"
     order: str = "generative-first"
+    k: int = 5
     overrides: tuple[tuple[str, str], ...] = ()
 
     def p_at(self, fraction: float) -> float:
@@ -110,6 +112,12 @@ class Recipe:
 
 
 def _parse_value(key: str, text: str, condition: str) -> Any:
+    if key == "k":
+        if not text.isdigit() or int(text) < 1:
+            raise GenaugError(
+                f"condition {condition!r}: k={text!r} must be a whole number >= 1, e.g. k=10."
+            )
+        return int(text)
     if key in ("p", "strength"):
         try:
             value = float(text)
@@ -299,6 +307,7 @@ class GenerativeStage:
             strength=step.strength,
             seed=seed,
             neighbours=neighbours if step.mode == "neighbour" else None,
+            neighbours_k=step.k,
         )
 
     def set_progress(self, fraction: float) -> None:
