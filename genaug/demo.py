@@ -67,7 +67,8 @@ def _short_table(summary: dict[str, Any]) -> str:
     lines = [
         f"timm {config['model']} on {config['data']}, {config['steps']} steps, "
         f"{len(config['seeds'])} seeds; VAE trained on the pool (labels hidden). "
-        "Test accuracy %, mean [95% interval]; gain vs the best classic condition in pp.",
+        "Test accuracy %, mean [95% t-interval, clipped to 0-100]; gain vs the best classic "
+        "condition in pp.",
         "",
         f"{'shots':>5}  {'condition':<18} {'accuracy %':<22} {'gain vs best classic':<22} p (t)",
     ]
@@ -77,7 +78,8 @@ def _short_table(summary: dict[str, Any]) -> str:
                 continue
             acc = row["accuracy"]
             interval = (
-                f"{100 * acc['mean']:.1f} [{100 * acc['low']:.1f}, {100 * acc['high']:.1f}]"
+                f"{100 * acc['mean']:.1f} [{100 * max(0.0, acc['low']):.1f}, "
+                f"{100 * min(1.0, acc['high']):.1f}]"
                 if acc["low"] is not None
                 else f"{100 * acc['mean']:.1f}"
             )

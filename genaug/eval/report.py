@@ -178,13 +178,18 @@ def _pct(value: float | None, digits: int = 1) -> str:
     return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.0"
 
 
-def _interval(stats: dict[str, Any] | None) -> str:
+def _interval(stats: dict[str, Any] | None, bounded: bool = False) -> str:
+    """``mean [low, high]`` in %; ``bounded``: an accuracy, so the interval is clipped to
+    [0, 100] (a t-interval over few seeds can reach past it)."""
     if not stats:
         return "-"
     mean = _pct(stats.get("mean", stats.get("mean_difference")))
     if stats.get("low") is None:
         return mean
-    return f"{mean} [{_pct(stats['low'])}, {_pct(stats['high'])}]"
+    low, high = stats["low"], stats["high"]
+    if bounded:
+        low, high = max(0.0, low), min(1.0, high)
+    return f"{mean} [{_pct(low)}, {_pct(high)}]"
 
 
 def _signed(stats: dict[str, Any] | None) -> str:
@@ -231,7 +236,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
         "- Generator data: `labeled` = the k-shot images with their labels only; `pool` = every "
         "training image with its label hidden (the semi-supervised setting: the pool's labels "
         "are never used); `checkpoint` = a given generator.",
-        "- Accuracy: mean over seeds [95% t-interval], in %. Δ: paired mean difference in "
+        "- Accuracy: mean over seeds [95% t-interval, clipped to 0-100], in %. Δ: paired mean difference in "
         "percentage points [95% interval]; p: two-sided paired t-test / Wilcoxon signed-rank. "
         "The best classic condition is chosen per shot count after the fact (the strongest "
         "baseline, so the comparison is never against a weak one). Error cut: the share of the "
@@ -265,7 +270,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
                 else row["condition"]
             )
             lines.append(
-                f"| {name} | {row['source'] or '-'} | {row['n']} | {_interval(row['accuracy'])} "
+                f"| {name} | {row['source'] or '-'} | {row['n']} | {_interval(row['accuracy'], bounded=True)} "
                 f"| {_pct(row['macro_f1']['mean'])} | {_signed(row.get('vs_none'))} "
                 f"| {_signed(vs)} | {p} | {cut} | {_seconds(row['augment_ms_per_step'])} "
                 f"| {_seconds(row['train_seconds'])} | {_seconds(row['generator_seconds'], 0)} |"

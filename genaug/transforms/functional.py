@@ -16,8 +16,10 @@ its arguments. ``strength`` in [0, 1] is the one magnitude knob; its meaning per
   reaches at most the midpoint. An image without a partner is perturbed instead.
 - ``neighbour``: how far to walk toward one of the image's ``k`` nearest neighbours in a bank of
   other images (typically unlabelled ones: the generator's training pool), in latent space:
-  the same walk as ``interpolate``, ``t = strength * mix / 2``. The bank brings the variation of
-  real images the labelled set lacks; an image with no neighbour is reconstructed.
+  ``t = strength * mix``, so 1 may reach the neighbour itself and 0.5 at most the midpoint. The
+  bank brings the variation of real images the labelled set lacks (its nearest images mostly
+  share its class: 97% of the 5 nearest on the digits); an image with no neighbour is
+  reconstructed.
 
 Labels are class indices ``(B,)`` (or None for an unconditional generator); they are preserved.
 """
@@ -172,7 +174,7 @@ def neighbour(
         images: (B, C, S, S) in [0, 1]; labels: (B,) or None.
         bank: (N, D) latent means of the bank images; bank_labels: (N,) or None.
         choice: (B,) integer in [0, k): which of the k neighbours to walk toward.
-        mix: (B,) uniform in [0, 1]; the walk is ``t = strength * mix / 2``.
+        mix: (B,) uniform in [0, 1]; the walk is ``t = strength * mix``.
 
     Returns:
         (B, C, S, S) in [0, 1].
@@ -181,5 +183,5 @@ def neighbour(
     indices, found = nearest_latents(z, labels, bank, bank_labels, k)  # (B, k) each
     slot = choice.clamp(max=indices.shape[1] - 1).unsqueeze(1)  # (B, 1)
     target = bank[indices.gather(1, slot).squeeze(1)].to(z.dtype)  # (B, D)
-    t = 0.5 * strength * mix.to(z.dtype) * found.gather(1, slot).squeeze(1).to(z.dtype)  # (B,)
+    t = strength * mix.to(z.dtype) * found.gather(1, slot).squeeze(1).to(z.dtype)  # (B,)
     return generator.decode(z + t.unsqueeze(1) * (target - z), labels)
