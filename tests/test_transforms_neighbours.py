@@ -105,3 +105,51 @@ def test_bad_neighbour_settings_are_refused_clearly():
         )
     with pytest.raises(GenaugError, match="cannot do mode 'neighbour'"):
         GenerativeAugment(make_generator("test_gan"), mode="neighbour", neighbours="digits")
+
+
+def test_further_hops_follow_the_banks_own_neighbour_graph(digits):
+    model = make_generator("test_vae", num_classes=0)
+    bank = build_latent_bank(digits.images[:200], model, k=3, owner="test", hops=2)
+    assert bank.graph.shape == (200, 3)
+    assert not (bank.graph == torch.arange(200).unsqueeze(1)).any()  # never itself
+    images = digits.images[200:204].float() / 255
+    choice = torch.tensor([[0, 2], [1, 1], [2, 0], [0, 0]])
+    mix = torch.ones(4)
+    with torch.inference_mode():
+        out = F.neighbour(model, images, None, bank.latents, None, choice, mix, 1.0, 3, bank.graph)
+        z = model.encode(images, None).mean
+        first = torch.cdist(z, bank.latents).argsort(dim=1)[torch.arange(4), choice[:, 0]]
+        expected = model.decode(bank.latents[bank.graph[first, choice[:, 1]]], None)
+    torch.testing.assert_close(out, expected)
+    aug = GenerativeAugment(
+        model, mode="neighbour", neighbours=digits.images[:200], neighbours_hops=2, seed=0
+    )
+    assert aug.make_params(images)["choice"].shape == (4, 2)
+
+
+def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_path):
+    A = pytest.importorskip("albumentations")
+    from genaug.models import save_generator
+    from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
+
+    save_generator(make_generator("test_vae", num_classes=0), tmp_path / "vae")
+    aug = AlbumentationsGenerativeAugment(
+        str(tmp_path / "vae"),
+        mode="neighbour",
+        neighbours="digits",
+        neighbours_k=3,
+        neighbours_hops=2,
+        p=1.0,
+    )
+    A.save(A.Compose([aug]), str(tmp_path / "pipe.yaml"), data_format="yaml")
+    loaded = A.load(str(tmp_path / "pipe.yaml"), data_format="yaml").transforms[0]
+    assert (loaded.mode, loaded.neighbours, loaded.neighbours_k, loaded.neighbours_hops) == (
+        "neighbour",
+        "digits",
+        3,
+        2,
+    )
+    image = (torch.rand(16, 16, 1) * 255).to(torch.uint8).numpy()
+    assert loaded(image=image)["image"].shape == image.shape
+    with pytest.raises(GenaugError, match="dataset spec"):
+        AlbumentationsGenerativeAugment(str(tmp_path / "vae"), neighbours=torch.rand(4, 1, 8, 8))

@@ -58,7 +58,7 @@ class GeneratorSettings:
         model_args: extra generator arguments (latent_dim, width, beta...).
         conditional: for the ``labeled`` source, condition the generator on the shot labels
             (a ``pool`` generator is always unconditional: the pool's labels are never used).
-        mode, p, strength, schedule, order, k: augmentation defaults (see
+        mode, p, strength, schedule, order, k, hops: augmentation defaults (see
             :class:`~genaug.eval.recipes.GenerativeStep`), overridable per condition.
     """
 
@@ -74,6 +74,7 @@ class GeneratorSettings:
     schedule: str = "constant"
     order: str = "generative-first"
     k: int = 5
+    hops: int = 1
 
     @classmethod
     def from_dict(cls, name: str, values: dict[str, Any] | None) -> GeneratorSettings:

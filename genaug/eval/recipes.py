@@ -48,7 +48,7 @@ CLASSIC = ("flipcrop", "affine", "trivialaugment", "randaugment")
 SCHEDULES = ("constant", "decay", "warmup")
 ORDERS = ("generative-first", "classic-first")
 KINDS = ("none", "classic", "generative", "classic+generative", "more-real")
-_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order", "k")
+_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order", "k", "hops")
 # Digit datasets: a horizontal flip turns a digit into another shape (or no digit).
 _NO_FLIP_SPECS = ("digits", "mnist")
 
@@ -67,7 +67,8 @@ class GenerativeStep:
         schedule: ``constant`` p; ``decay`` from p to 0 over training; ``warmup`` from 0 to p.
         order: ``generative-first`` (the generator sees clean images, classic parts follow) or
             ``classic-first``.
-        k: for mode ``neighbour``, how many nearest neighbours the walk picks from.
+        k, hops: for mode ``neighbour``, how many nearest neighbours each hop picks from, and
+            how many hops through the bank the walk takes.
         overrides: the inline overrides as written (kept for the canonical name).
     """
 
@@ -78,6 +79,7 @@ class GenerativeStep:
     schedule: str = "constant"
     order: str = "generative-first"
     k: int = 5
+    hops: int = 1
     overrides: tuple[tuple[str, str], ...] = ()
 
     def p_at(self, fraction: float) -> float:
@@ -112,10 +114,11 @@ class Recipe:
 
 
 def _parse_value(key: str, text: str, condition: str) -> Any:
-    if key == "k":
+    if key in ("k", "hops"):
         if not text.isdigit() or int(text) < 1:
             raise GenaugError(
-                f"condition {condition!r}: k={text!r} must be a whole number >= 1, e.g. k=10."
+                f"condition {condition!r}: {key}={text!r} must be a whole number >= 1, e.g. "
+                f"{key}=2."
             )
         return int(text)
     if key in ("p", "strength"):
@@ -308,6 +311,7 @@ class GenerativeStage:
             seed=seed,
             neighbours=neighbours if step.mode == "neighbour" else None,
             neighbours_k=step.k,
+            neighbours_hops=step.hops,
         )
 
     def set_progress(self, fraction: float) -> None:

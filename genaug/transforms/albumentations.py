@@ -50,7 +50,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         label_key: the keyword the class label comes in (``pipeline(image=img, label=3)``);
             needed for a conditional generator. With ``images=`` give a sequence of labels.
         p: probability of applying the transform to a call (Albumentations' own ``p``).
-        neighbours, neighbours_k: for mode ``neighbour``, a dataset spec of the images to walk
+        neighbours, neighbours_k, neighbours_hops: for mode ``neighbour``, a dataset spec of the images to walk
             toward (``imagefolder:PATH``: serialisable), encoded once per process on first use.
     """
 
@@ -63,6 +63,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         p: float = 0.5,
         neighbours: str | None = None,
         neighbours_k: int = 5,
+        neighbours_hops: int = 1,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
         self._augment: GenerativeAugment | None = None
@@ -101,6 +102,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
             )
         self.neighbours = neighbours
         self.neighbours_k = neighbours_k
+        self.neighbours_hops = neighbours_hops
 
     # ------------------------------------------------------------------ the generator, lazily
     def _core(self) -> GenerativeAugment:
@@ -113,6 +115,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 strength=self.strength,
                 neighbours=self.neighbours,
                 neighbours_k=self.neighbours_k,
+                neighbours_hops=self.neighbours_hops,
             )
             augment.owner = type(self).__name__
             self._augment = augment

@@ -44,7 +44,8 @@ class GenerativeMix(nn.Module):
             per-channel normalisation to undo before and redo after (e.g. ImageNet's).
         precision, compile: speed settings, as for ``GenerativeAugment`` (``bfloat16`` and
             ``compile=True`` are the fast choice on a GPU or on a CPU with AMX).
-        neighbours, neighbours_k: the bank of images mode ``neighbour`` walks toward.
+        neighbours, neighbours_k, neighbours_hops: the bank of images mode ``neighbour`` walks
+            toward, and how (as for ``GenerativeAugment``).
 
     Images are ``(B, C, H, W)`` uint8 0-255 or float in [0, 1] (or normalised with ``mean`` and
     ``std``) and come back in the same dtype, device, size and channels. Labels are class indices
@@ -72,6 +73,7 @@ class GenerativeMix(nn.Module):
         compile: bool = False,
         neighbours: Any = None,
         neighbours_k: int = 5,
+        neighbours_hops: int = 1,
     ) -> None:
         super().__init__()
         self.augment = GenerativeAugment(
@@ -84,6 +86,7 @@ class GenerativeMix(nn.Module):
             compile=compile,
             neighbours=neighbours,
             neighbours_k=neighbours_k,
+            neighbours_hops=neighbours_hops,
         )
         self.augment.owner = type(self).__name__
         if (mean is None) != (std is None):

@@ -114,6 +114,7 @@ class GenerativeAugment(nn.Module):
             ones): a (N, C, H, W) tensor, an :class:`~genaug.data.ImageDataset` or a dataset
             spec; encoded once, here (see :mod:`~genaug.transforms.neighbours`).
         neighbours_k: how many nearest neighbours of each image the walk picks from.
+        neighbours_hops: nearest-neighbour hops through the bank (1: an image's own nearest).
 
     Images of another size are resized to the generator's and back; gray <-> RGB is converted.
     The output keeps the input's dtype, device, size and channel count; the input is not
@@ -135,6 +136,7 @@ class GenerativeAugment(nn.Module):
         compile: bool = False,
         neighbours: Any = None,
         neighbours_k: int = 5,
+        neighbours_hops: int = 1,
     ) -> None:
         super().__init__()
         self.owner = type(self).__name__  # how error messages name this transform
@@ -169,7 +171,9 @@ class GenerativeAugment(nn.Module):
                     "mode 'neighbour' walks toward other images, so it needs neighbours=... "
                     "(for example the unlabelled images the generator was trained on)."
                 )
-            self.bank = build_latent_bank(neighbours, model, neighbours_k, self.owner)
+            self.bank = build_latent_bank(
+                neighbours, model, neighbours_k, self.owner, neighbours_hops
+            )
         elif neighbours is not None:
             raise GenaugError(
                 f"neighbours are used by mode 'neighbour' only, and the mode is {self.mode!r}; "
@@ -260,7 +264,9 @@ class GenerativeAugment(nn.Module):
         elif self.mode == "neighbour":
             assert self.bank is not None
             params["mix"] = torch.rand(n, generator=rng, device=device)  # (B,)
-            params["choice"] = torch.randint(0, self.bank.k, (n,), generator=rng, device=device)
+            params["choice"] = torch.randint(  # (B, hops)
+                0, self.bank.k, (n, self.bank.hops), generator=rng, device=device
+            )
         return params
 
     # ------------------------------------------------------------------ applying
@@ -341,7 +347,7 @@ class GenerativeAugment(nn.Module):
             return kernel(model, pick(classes), pick(noise), self.strength)
         if self.mode == "neighbour":
             assert self.bank is not None
-            bank, bank_labels = self.bank.on(device)
+            bank, bank_labels, graph = self.bank.on(device)
             choice, mix = params["choice"].to(device), params["mix"].to(device)
             return kernel(
                 model,
@@ -353,6 +359,7 @@ class GenerativeAugment(nn.Module):
                 pick(mix),
                 self.strength,
                 self.bank.k,
+                graph,
             )
         return kernel(
             model,

@@ -167,21 +167,32 @@ def neighbour(
     mix: Tensor,
     strength: float,
     k: int,
+    graph: Tensor | None = None,
 ) -> Tensor:
-    """Walk each image's latent toward one of its ``k`` nearest bank latents, decode.
+    """Walk each image's latent toward a bank latent a few nearest-neighbour hops away, decode.
 
     Args:
         images: (B, C, S, S) in [0, 1]; labels: (B,) or None.
         bank: (N, D) latent means of the bank images; bank_labels: (N,) or None.
-        choice: (B,) integer in [0, k): which of the k neighbours to walk toward.
+        choice: (B,) or (B, H) integers in [0, k): which of the k neighbours each hop takes.
         mix: (B,) uniform in [0, 1]; the walk is ``t = strength * mix``.
+        graph: (N, k) the k nearest bank entries of every bank entry, needed for H > 1 hops:
+            hop 1 goes to one of the image's nearest bank images, each further hop to one of
+            that image's nearest (reaching further images, with a higher risk of another class).
 
     Returns:
         (B, C, S, S) in [0, 1].
     """
+    if choice.ndim == 1:
+        choice = choice.unsqueeze(1)  # (B, 1): one hop
     z = generator.encode(images, labels).mean  # (B, D)
     indices, found = nearest_latents(z, labels, bank, bank_labels, k)  # (B, k) each
-    slot = choice.clamp(max=indices.shape[1] - 1).unsqueeze(1)  # (B, 1)
-    target = bank[indices.gather(1, slot).squeeze(1)].to(z.dtype)  # (B, D)
-    t = strength * mix.to(z.dtype) * found.gather(1, slot).squeeze(1).to(z.dtype)  # (B,)
-    return generator.decode(z + t.unsqueeze(1) * (target - z), labels)
+    slot = choice[:, :1].clamp(max=indices.shape[1] - 1)  # (B, 1)
+    target = indices.gather(1, slot).squeeze(1)  # (B,) bank index after hop 1
+    ok = found.gather(1, slot).squeeze(1)  # (B,)
+    for hop in range(1, choice.shape[1]):
+        assert graph is not None, "more than one hop needs the bank's neighbour graph"
+        step = choice[:, hop].clamp(max=graph.shape[1] - 1)
+        target = graph[target, step]
+    t = strength * mix.to(z.dtype) * ok.to(z.dtype)  # (B,)
+    return generator.decode(z + t.unsqueeze(1) * (bank[target].to(z.dtype) - z), labels)

@@ -31,23 +31,38 @@ class LatentBank:
     one that pickles and the one a DataLoader worker uses, so no CUDA tensor reaches a worker.
     """
 
-    def __init__(self, latents: Tensor, labels: Tensor | None, k: int) -> None:
+    def __init__(self, latents: Tensor, labels: Tensor | None, k: int, hops: int = 1) -> None:
         self.latents = latents.detach().float().cpu().contiguous()  # (N, D)
         self.labels = None if labels is None else labels.detach().long().cpu()  # (N,)
         self.k = k
-        self._copies: dict[str, tuple[Tensor, Tensor | None]] = {}
+        self.hops = hops
+        self.graph: Tensor | None = None  # (N, k): each entry's k nearest others, for hops > 1
+        if hops > 1:
+            from genaug.transforms.functional import nearest_latents
+
+            rows = []
+            for start in range(0, len(self), _ENCODE_CHUNK):  # bounded memory: (chunk, N)
+                part = slice(start, start + _ENCODE_CHUNK)
+                labels_part = None if self.labels is None else self.labels[part]
+                indices, _ = nearest_latents(
+                    self.latents[part], labels_part, self.latents, self.labels, k
+                )
+                rows.append(indices)
+            self.graph = torch.cat(rows)
+        self._copies: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
 
     def __len__(self) -> int:
         return self.latents.shape[0]
 
-    def on(self, device: torch.device) -> tuple[Tensor, Tensor | None]:
-        """(latents, labels) on ``device``."""
+    def on(self, device: torch.device) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """(latents, labels, graph) on ``device``."""
         if device.type == "cpu":
-            return self.latents, self.labels
+            return self.latents, self.labels, self.graph
         key = str(device)
         if key not in self._copies:
             labels = None if self.labels is None else self.labels.to(device)
-            self._copies[key] = (self.latents.to(device), labels)
+            graph = None if self.graph is None else self.graph.to(device)
+            self._copies[key] = (self.latents.to(device), labels, graph)
         return self._copies[key]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -57,7 +72,7 @@ class LatentBank:
 
     def __repr__(self) -> str:
         labelled = "labelled" if self.labels is not None else "unlabelled"
-        return f"LatentBank({len(self)} {labelled} images, k={self.k})"
+        return f"LatentBank({len(self)} {labelled} images, k={self.k}, hops={self.hops})"
 
 
 def _bank_images(neighbours: Any, model: Generator, owner: str) -> tuple[Tensor, Tensor | None]:
@@ -78,10 +93,13 @@ def _bank_images(neighbours: Any, model: Generator, owner: str) -> tuple[Tensor,
     )
 
 
-def build_latent_bank(neighbours: Any, model: Generator, k: int, owner: str) -> LatentBank:
+def build_latent_bank(
+    neighbours: Any, model: Generator, k: int, owner: str, hops: int = 1
+) -> LatentBank:
     """Encode ``neighbours`` with ``model`` into a :class:`LatentBank` (no gradients)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise GenaugError(f"{owner}: neighbours_k must be an integer >= 1, got {k!r}.")
+    for name, value in (("neighbours_k", k), ("neighbours_hops", hops)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GenaugError(f"{owner}: {name} must be an integer >= 1, got {value!r}.")
     images, labels = _bank_images(neighbours, model, owner)
     if images.ndim != 4 or images.shape[0] < 2 or images.shape[1] not in (1, 3):
         raise GenaugError(
@@ -105,4 +123,4 @@ def build_latent_bank(neighbours: Any, model: Generator, k: int, owner: str) -> 
                 raise GenaugError(f"{owner}: neighbours hold NaN or infinite pixel values.")
             y = None if labels is None else labels[start : start + _ENCODE_CHUNK].to(model.device)
             chunks.append(model.encode(x.clamp(0.0, 1.0), y).mean.float().cpu())
-    return LatentBank(torch.cat(chunks), labels, k)
+    return LatentBank(torch.cat(chunks), labels, k, hops)

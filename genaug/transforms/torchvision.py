@@ -80,7 +80,8 @@ class TorchvisionGenerativeAugment(v2.Transform):
             (``p`` is drawn per image; inside ``v2.RandomApply`` use ``p=1``).
         labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
             the sample and returning its label(s), or None (no labels: unconditional use only).
-        neighbours, neighbours_k: the bank of images mode ``neighbour`` walks toward.
+        neighbours, neighbours_k, neighbours_hops: the bank of images mode ``neighbour`` walks
+            toward, and how (as for ``GenerativeAugment``).
 
     Example::
 
@@ -99,6 +100,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
         labels_getter: str | Callable[[Any], Any] | None = "default",
         neighbours: Any = None,
         neighbours_k: int = 5,
+        neighbours_hops: int = 1,
     ) -> None:
         super().__init__()
         self.augment = GenerativeAugment(
@@ -109,6 +111,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
             seed=seed,
             neighbours=neighbours,
             neighbours_k=neighbours_k,
+            neighbours_hops=neighbours_hops,
         )
         self.augment.owner = type(self).__name__
         if labels_getter == "default":
