@@ -84,6 +84,40 @@ def export_image_folder(
     return out
 
 
+def export_synthetic_set(
+    model: Generator, out_dir: str | os.PathLike, n: int, seed: int = 0, batch_size: int = 256
+) -> Path:
+    """:func:`export_image_folder` of ``n`` samples, shared among the ranks of a torchrun job.
+
+    Rank ``r`` of ``w`` writes the sample indices ``r::w`` (each sample is deterministic by index,
+    so the tree equals a one-process export); rank 0 then waits for every rank and checks that
+    all ``n`` files are there. Without torchrun this is ``export_image_folder``.
+    """
+    from genaug import distributed
+
+    out = export_image_folder(
+        model, out_dir, n, seed, batch_size, indices=distributed.shard_range(n)
+    )
+    distributed.barrier("waiting for the other ranks' samples")
+    if distributed.is_main():
+        names = list(model.class_names) if model.conditional else ["samples"]
+        width = max(len(str(max(n - 1, 0))), 6)
+        labels = labels_for_indices(torch.arange(n), model.num_classes)
+        missing = [
+            i
+            for i in range(n)
+            if not (
+                out / names[int(labels[i]) if labels is not None else 0] / f"{i:0{width}d}.png"
+            ).is_file()
+        ]
+        if missing:
+            raise GenaugError(
+                f"{len(missing)} of {n} samples are missing under {out} (first: index "
+                f"{missing[0]}); run the export again."
+            )
+    return out
+
+
 def _check_count(value: object, name: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise GenaugError(f"{owner} {name} must be a positive integer, got {value!r}.")

@@ -3,10 +3,18 @@
 The family supplies ``create_optimizers`` and ``training_step`` (its losses); this loop owns the
 rest: device, AMP, data order, EMA, checkpoints, resume, logging, sample grids, loss curve.
 Read it top to bottom.
+
+Under ``torchrun`` the same loop runs in every process (see :mod:`genaug.distributed`): each rank
+takes its slice of the deterministic global batch of ``batch_indices`` (so ``batch_size`` stays
+the global batch size), gradients are averaged across ranks before every optimizer step, the
+losses logged are averages over ranks, and only rank 0 writes the run folder. Each rank's training
+noise at step ``s`` comes from a generator seeded by (seed, s, rank), so a resumed multi-process
+run continues exactly without per-rank RNG state in the checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -18,8 +26,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from genaug import distributed
 from genaug.data import ImageDataset, load_dataset
-from genaug.device import autocast_for, memory_format_for, resolve_device
+from genaug.device import autocast_for, memory_format_for
 from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
 from genaug.models.base import Generator, validate_image_size
@@ -134,7 +143,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     config.validate()
     validate_image_size(config.image_size)
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    device = distributed.init(config.device)  # this rank's device; joins a torchrun job
+    main = distributed.is_main()
     if dataset is None:
         dataset = load_dataset(config.data, image_size=config.image_size, channels=config.channels)
     elif dataset.image_size != config.image_size or (
@@ -158,20 +168,27 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
         lr=config.lr or model.default_lr,
     )
     steps, batch_size = config.steps, config.batch_size
-    run_dir, resume_from = _prepare_run_dir(config)
+    distributed.shard_batch(torch.zeros(batch_size))  # a batch that cannot be shared: error now
+    run_dir, resume_from = distributed.run_on_main(
+        lambda: _prepare_run_dir(config), "preparing the run folder"
+    )
     memory_format = memory_format_for(device)
     model.to(device=device, memory_format=memory_format).train()
     optimizers = model.create_optimizers(config.lr)
+    distributed.average_gradients_before_step(optimizers.values())
     ema = EMA(model, config.ema_decay)
     autocast = autocast_for(device, config.amp)
 
-    atomic_write_json(run_dir / RUN_CONFIG, config.to_dict())
-    (run_dir / "samples").mkdir(exist_ok=True)
     stats_path = run_dir / STATS
+    if main:
+        atomic_write_json(run_dir / RUN_CONFIG, config.to_dict())
+        (run_dir / "samples").mkdir(exist_ok=True)
     start_step = 0
-    if resume_from is not None:
+    if resume_from is not None:  # every rank reads it: --out must be on a shared file system
         start_step = load_training_checkpoint(resume_from, model, ema, optimizers)
-        _truncate_stats(stats_path, start_step)
+        if main:
+            _truncate_stats(stats_path, start_step)
+    distributed.broadcast_module(model)  # rank 0's weights everywhere, as DDP does at start
     if start_step >= steps:
         raise GenaugError(
             f"{run_dir} already finished {start_step} steps; ask for more with --steps to go on."
@@ -186,13 +203,19 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since last check
     losses: dict[str, Tensor] = {}
     last_logged: dict[str, float] = {}
-    bar = tqdm(total=steps, initial=start_step, disable=not config.progress, desc=config.model)
+    bar = tqdm(
+        total=steps, initial=start_step, disable=not (config.progress and main), desc=config.model
+    )
     log_started, log_step = time.perf_counter(), start_step
     step = start_step
+    many = distributed.world_size() > 1
     try:
-        with open(stats_path, "a") as stats_file:
+        with open(stats_path, "a") if main else contextlib.nullcontext() as stats_file:
             for step in range(start_step + 1, steps + 1):
-                index = batch_indices(step - 1, batch_size, n, config.seed).to(device)
+                if many:
+                    torch.manual_seed(distributed.step_seed(config.seed, step))
+                index = batch_indices(step - 1, batch_size, n, config.seed)
+                index = distributed.shard_batch(index).to(device)  # this rank's slice
                 images = (images_u8[index].float() / 255.0).contiguous(memory_format=memory_format)
                 labels = targets[index] if conditional else None
                 losses = model.training_step(images, labels, optimizers, autocast)
@@ -204,9 +227,17 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
 
                 checkpoint_now = step % config.checkpoint_every == 0 or step == steps
                 if step % config.log_every == 0 or checkpoint_now:
-                    if bool(bad):  # the one host sync per log step
-                        raise TrainingDiverged(_diverged_message(losses, step, run_dir))
-                    last_logged = {k: float(v) for k, v in losses.items()}
+                    # Losses averaged over ranks (and the non-finite flag, so every rank stops
+                    # together); the one host sync per log step.
+                    values = torch.stack(
+                        [torch.as_tensor(v, device=device).double() for v in losses.values()]
+                        + [bad.double()]
+                    )
+                    values = distributed.all_reduce_mean(values, "averaging losses").tolist()
+                    if values[-1] > 0:
+                        logged = dict(zip(losses, values))
+                        raise TrainingDiverged(_diverged_message(logged, step, run_dir))
+                    last_logged = dict(zip(losses, values[:-1]))
                     collapse = model.check_training(last_logged, step)
                     if collapse:
                         raise TrainingDiverged(
@@ -222,21 +253,25 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
                         ),
                         **{k: round(v, 6) for k, v in last_logged.items()},
                     }
-                    stats_file.write(json.dumps(record) + "\n")
-                    stats_file.flush()
+                    if main:
+                        stats_file.write(json.dumps(record) + "\n")
+                        stats_file.flush()
                     bar.set_postfix({k: f"{v:.4g}" for k, v in last_logged.items()})
                     log_started, log_step = now, step
                 if checkpoint_now:
                     _checkpoint(run_dir, step, model, ema, optimizers, config)
     except KeyboardInterrupt:
-        # Keep the progress made since the last checkpoint, if it is sound, then stop.
-        if step > start_step and not bool(bad) and latest_step(run_dir) != step:
+        # Keep the progress made since the last checkpoint, if it is sound, then stop. Under
+        # torchrun the ranks cannot agree on a step any more: the last periodic one is kept.
+        if not many and step > start_step and not bool(bad) and latest_step(run_dir) != step:
             _checkpoint(run_dir, step, model, ema, optimizers, config)
         raise
     finally:
         bar.close()
 
-    save_loss_curve(stats_path, run_dir / "loss_curve.png")
+    if main:
+        save_loss_curve(stats_path, run_dir / "loss_curve.png")
+    distributed.barrier("finishing")  # every rank returns once the last checkpoint is written
     return TrainResult(
         run_dir=run_dir,
         checkpoint=latest_checkpoint(run_dir),
@@ -253,11 +288,16 @@ def latest_step(run_dir: Path) -> int | None:
 
 
 def _checkpoint(run_dir, step, model, ema, optimizers, config) -> None:
+    # Every rank: agree on BatchNorm statistics and check the weights are in sync; rank 0 writes.
+    distributed.average_buffers(model, ema.model)
+    distributed.check_in_sync(model, f"step {step}")
+    if not distributed.is_main():
+        return
     save_training_checkpoint(run_dir, step, model, ema, optimizers, config.keep_checkpoints)
     save_class_grid(ema.model, run_dir / "samples" / f"step_{step:07d}.png", title=f"step {step}")
 
 
-def _diverged_message(losses: dict[str, Tensor], step: int, run_dir: Path) -> str:
+def _diverged_message(losses: dict[str, float], step: int, run_dir: Path) -> str:
     values = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
     return (
         f"Training diverged by step {step} (non-finite loss: {values}); {_kept(run_dir)}. "
