@@ -34,8 +34,10 @@ import numpy as np
 import torch
 
 from genaug import GenerativeAugment, GenerativeMix, create_generator
+from genaug.data import ImageDataset
 
-MODES = ("perturb", "resample", "interpolate")
+MODES = ("perturb", "resample", "interpolate", "neighbour")
+BANK_SIZE = 1257  # mode neighbour walks through a bank this size (the digits pool)
 
 
 def cpu_has_fast_bfloat16() -> bool:
@@ -112,6 +114,12 @@ def transform_throughput(args: argparse.Namespace, device: torch.device) -> list
         candidates = classic_candidates(images)
         for mode in MODES:
             model = create_generator(args.family, image_size=size, channels=3, num_classes=10)
+            walk = {}
+            if mode == "neighbour":  # a labelled bank (the generator is conditional), 6 hops
+                bank = torch.randint(0, 256, (BANK_SIZE, 3, size, size), dtype=torch.uint8)
+                targets = torch.arange(BANK_SIZE) % 10
+                walk = {"neighbours": ImageDataset(bank, targets, [str(c) for c in range(10)])}
+                walk["neighbours_hops"] = 6
             for precision in precisions:
                 for compiled in (False, True) if args.compile else (False,):
                     augment = GenerativeAugment(
@@ -121,6 +129,7 @@ def transform_throughput(args: argparse.Namespace, device: torch.device) -> list
                         seed=0,
                         precision=precision,
                         compile=compiled,
+                        **walk,
                     ).to(device)
                     name = f"generative {mode} ({precision}{', compiled' if compiled else ''})"
                     candidates[name] = lambda a=augment, x=images, y=labels: a(x, y)
