@@ -153,3 +153,35 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
     assert loaded(image=image)["image"].shape == image.shape
     with pytest.raises(GenaugError, match="dataset spec"):
         AlbumentationsGenerativeAugment(str(tmp_path / "vae"), neighbours=torch.rand(4, 1, 8, 8))
+
+
+def test_a_small_labelled_bank_walks_only_within_each_class():
+    model = make_generator("test_vae", num_classes=2)
+    images = (torch.rand(5, 1, 16, 16) * 255).byte().float() / 255  # exact in uint8 too
+    labels = torch.tensor([0, 0, 1, 1, 1])  # class 0: 2 images, class 1: 3 (fewer than k + 1)
+    from genaug.data import ImageDataset
+
+    bank = build_latent_bank(
+        ImageDataset((images * 255).byte(), labels, ["a", "b"]), model, 4, "test", hops=3
+    )
+    assert (bank.labels[bank.graph] == labels.unsqueeze(1)).all()  # every hop stays in class
+    assert not (bank.graph == torch.arange(5).unsqueeze(1)).any()  # and moves
+    aug = GenerativeAugment(
+        model,
+        mode="neighbour",
+        p=1.0,
+        neighbours=ImageDataset((images * 255).byte(), labels, ["a", "b"]),
+        neighbours_k=4,
+        seed=0,
+    )
+    params = aug.make_params(images, labels)
+    params["mix"] = torch.ones(5)  # walk all the way: each output decodes a same-class image
+    out = aug(images, labels, params=params)
+    with torch.inference_mode():
+        own = model.decode(model.encode(images, labels).mean, labels)
+        others = model.decode(bank.latents, labels)
+    for i in range(5):
+        distances = (others - out[i]).flatten(1).abs().amax(dim=1)
+        match = int(distances.argmin())
+        assert distances[match] < 1e-4 and match != i and labels[match] == labels[i]
+    assert not torch.allclose(out, own)

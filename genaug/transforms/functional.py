@@ -187,9 +187,12 @@ def neighbour(
         choice = choice.unsqueeze(1)  # (B, 1): one hop
     z = generator.encode(images, labels).mean  # (B, D)
     indices, found = nearest_latents(z, labels, bank, bank_labels, k)  # (B, k) each
-    slot = choice[:, :1].clamp(max=indices.shape[1] - 1)  # (B, 1)
+    # Pick among the neighbours that exist (a small class of a labelled bank may have fewer
+    # than k): found ones come first, nearest first.
+    count = found.sum(dim=1, keepdim=True)  # (B, 1)
+    slot = choice[:, :1] % count.clamp(min=1)  # (B, 1)
     target = indices.gather(1, slot).squeeze(1)  # (B,) bank index after hop 1
-    ok = found.gather(1, slot).squeeze(1)  # (B,)
+    ok = count.squeeze(1) > 0  # (B,)
     for hop in range(1, choice.shape[1]):
         assert graph is not None, "more than one hop needs the bank's neighbour graph"
         step = choice[:, hop].clamp(max=graph.shape[1] - 1)

@@ -44,10 +44,14 @@ class LatentBank:
             for start in range(0, len(self), _ENCODE_CHUNK):  # bounded memory: (chunk, N)
                 part = slice(start, start + _ENCODE_CHUNK)
                 labels_part = None if self.labels is None else self.labels[part]
-                indices, _ = nearest_latents(
+                indices, found = nearest_latents(
                     self.latents[part], labels_part, self.latents, self.labels, k
                 )
-                rows.append(indices)
+                # A missing neighbour (a class smaller than k + 1) repeats the nearest one, or
+                # the entry itself when it has none: a hop never leaves the class.
+                own = torch.arange(start, start + indices.shape[0]).unsqueeze(1)
+                fallback = torch.where(found[:, :1], indices[:, :1], own)  # (chunk, 1)
+                rows.append(torch.where(found, indices, fallback))
             self.graph = torch.cat(rows)
         self._copies: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
 
