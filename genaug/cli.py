@@ -289,6 +289,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             if key != "command" and value is not None and value is not False
         ]
         result = run_bench(config, command=" ".join(["genaug bench", *flags]))
+        if not distributed.is_main():
+            return 0  # rank 0 reports for the whole torchrun job
         print(f"{result.ran} runs done now, {result.reused} found finished in {result.out}")
     print(Path(result.files["summary_md"]).read_text())
     print("wrote " + ", ".join(result.files.values()))

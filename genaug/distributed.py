@@ -25,9 +25,10 @@ buffers are averaged across ranks before every checkpoint (:func:`average_buffer
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -42,6 +43,8 @@ DEFAULT_TIMEOUT_S = 600.0
 
 T = TypeVar("T")
 
+_alone = 0  # depth of local_only() blocks: inside, this process works on its own
+
 
 class RankFailure(GenaugError):
     """Another process of a torchrun job failed or stopped answering within the timeout."""
@@ -54,8 +57,24 @@ def launched() -> bool:
 
 
 def active() -> bool:
-    """True when a process group with more than one process is up."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """True when a process group with more than one process is up (outside local_only())."""
+    return (
+        not _alone and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    )
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Within this block the process works alone (world size 1, rank 0) inside a torchrun job.
+
+    The bench uses it: each rank trains its own generators and classifiers independently.
+    """
+    global _alone
+    _alone += 1
+    try:
+        yield
+    finally:
+        _alone -= 1
 
 
 def world_size() -> int:

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from genaug import distributed
 from genaug.data import ImageDataset, few_shot_split, load_dataset
 from genaug.errors import GenaugError
 from genaug.eval.bench_arms import Arm, plan_arms
@@ -46,6 +47,7 @@ from genaug.eval.bench_config import (
     parse_int_list,
     parse_seeds,
 )
+from genaug.eval.bench_distributed import BenchShare, prepare_out_on_main
 from genaug.eval.classifier import check_model_name, create_classifier, train_classifier
 from genaug.eval.recipes import build_pipeline
 from genaug.io import atomic_write_json
@@ -270,17 +272,21 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     used = {a.recipe.generative.generator for a in arms if a.recipe.generative is not None}
     for name in sorted(used):  # record every generator's resolved settings
         config.generators[name] = dataclasses.asdict(config.generator_settings(name))
-    out = _prepare_out(config)
-    runs_path = out / RUNS_NAME
-    done = read_runs(runs_path)
+    distributed.init(config.device)  # joins a torchrun job: ranks share the grid by seed
+    out = prepare_out_on_main(config, _prepare_out)
+    share = BenchShare(config, out)
+    runs_path = share.runs_path  # runs.jsonl, or runs.rank{r}.jsonl under torchrun
+    done = share.read_done()
     grid = [(k, s, arm) for k in config.shots for s in config.seeds for arm in arms]
     reused = sum(run_key(k, s, arm) in done for k, s, arm in grid)
     cache = GeneratorCache(out / GENERATORS_DIR, config, dataset)
     ran = 0
     bar = tqdm(total=len(grid), initial=reused, disable=not config.progress, desc="bench")
-    try:
+    with bar, distributed.local_only():  # every rank runs its share alone; bar closes
         for shots in config.shots:
             for seed in config.seeds:
+                if not share.owns(seed):  # another rank's seed (and generators)
+                    continue
                 todo = [arm for arm in arms if run_key(shots, seed, arm) not in done]
                 if not todo:
                     continue
@@ -301,8 +307,9 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
                     done[record["key"]] = record
                     ran += 1
                     bar.update(1)
-    finally:
-        bar.close()
+    done = share.gather(done)  # rank 0 merges every rank's runs into runs.jsonl
+    if not distributed.is_main():
+        return BenchResult(out=out, summary={}, files={}, ran=ran, reused=reused)
     summary, files = _write_report(out, config, arms, dataset, done, cache, command, skipped)
     return BenchResult(out=out, summary=summary, files=files, ran=ran, reused=reused)
 
