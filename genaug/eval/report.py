@@ -257,9 +257,9 @@ def format_markdown(summary: dict[str, Any]) -> str:
         best = entry["best_classic"] or "none measured"
         lines += [f"## {shots} shot{'s' if shots != '1' else ''} per class (best classic: {best})"]
         lines += ["", header, "|" + " --- |" * 12]
+        not_run = [row["arm"] for row in entry["conditions"] if not row["n"]]
         for row in entry["conditions"]:
-            if not row["n"]:
-                lines.append(f"| {row['condition']} | {row['source'] or '-'} | 0 |" + " - |" * 9)
+            if not row["n"]:  # listed under the table instead
                 continue
             vs = row.get("vs_best_classic")
             p = f"{_p(vs['p_t'])} / {_p(vs['p_wilcoxon'])}" if vs else "-"
@@ -276,6 +276,8 @@ def format_markdown(summary: dict[str, Any]) -> str:
                 f"| {_seconds(row['train_seconds'])} | {_seconds(row['generator_seconds'], 0)} |"
             )
         lines.append("")
+        if not_run:
+            lines += [f"Not run at this shot count: {', '.join(not_run)}.", ""]
     if summary["targets"]:
         lines += [
             "## Targets",
