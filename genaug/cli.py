@@ -64,6 +64,11 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--latent-dim", type=_positive_int, help="override the latent size")
     train.add_argument("--width", type=_positive_int, help="override the base channel width")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument(
+        "--sync-batchnorm",
+        action="store_true",
+        help="torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)",
+    )
     _add_device(train)
 
     sample = commands.add_parser("sample", help="draw images from a trained generator")
@@ -164,6 +169,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         model_args=model_args,
         progress=not args.no_progress,
+        sync_batchnorm=args.sync_batchnorm,
     )
     result = train(config)
     if not distributed.is_main():

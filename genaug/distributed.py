@@ -20,13 +20,16 @@ that optimizer's parameters are averaged across ranks with one flattened ``all_r
 DDP's reducer does, without bucketing overlap). The families stay unaware of distribution, every
 optimizer of a multi-optimizer step is covered, and all ranks keep identical weights.
 BatchNorm statistics are per rank during a step (as with DDP without SyncBatchNorm); their running
-buffers are averaged across ranks before every checkpoint (:func:`average_buffers`).
+buffers are averaged across ranks before every checkpoint (:func:`average_buffers`). Opt in to
+statistics over the global batch with ``sync_batchnorm`` (:func:`check_sync_batchnorm`,
+:func:`convert_sync_batchnorm`): PyTorch's SyncBatchNorm, on CUDA only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -42,6 +45,8 @@ TIMEOUT_ENV = "GENAUG_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 _alone = 0  # depth of local_only() blocks: inside, this process works on its own
 
@@ -280,6 +285,43 @@ def check_in_sync(module: nn.Module, what: str) -> None:
             f"The ranks' weights drifted apart by {what}; this is a bug in genaug's "
             "distributed training, please report it."
         )
+
+
+# ---------------------------------------------------------------------------- SyncBatchNorm
+def check_sync_batchnorm(requested: bool, device: torch.device, world: int | None = None) -> bool:
+    """Whether to convert BatchNorm to SyncBatchNorm: asked for, several processes, CUDA.
+
+    One process has nothing to synchronise: a no-op (one INFO log line). Several processes on
+    the CPU are refused with a clear error, since PyTorch's SyncBatchNorm only runs on GPUs and a
+    flag that silently did nothing would mislead. ``world`` defaults to :func:`world_size`.
+    Example: ``if check_sync_batchnorm(True, device): convert_sync_batchnorm(model)``.
+    """
+    if not requested:
+        return False
+    world = world_size() if world is None else world
+    if world == 1:
+        log.info("sync_batchnorm has no effect in a single process; BatchNorm is left as it is.")
+        return False
+    if device.type != "cuda":
+        raise GenaugError(
+            f"--sync-batchnorm needs CUDA (PyTorch's SyncBatchNorm runs only on GPUs) but this "
+            f"job runs {world} processes on {device.type}; drop it on CPU, where each process "
+            "normalises its own slice of the batch."
+        )
+    return True
+
+
+def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm layer inside ``module`` by ``nn.SyncBatchNorm``, in place.
+
+    The replacements share the layers' parameters and buffers, so ``state_dict()`` keys (and
+    checkpoints) stay those of the plain model; in eval mode SyncBatchNorm uses its running
+    statistics and talks to no other process. Returns ``module``.
+    """
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if converted is not module:  # module itself was a BatchNorm layer: nothing to hold it
+        raise GenaugError("convert_sync_batchnorm converts the layers inside a model, not a layer.")
+    return module
 
 
 # ---------------------------------------------------------------------------- sharding

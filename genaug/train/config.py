@@ -11,7 +11,7 @@ from genaug.errors import GenaugError
 # Fields that may differ between a run and its resumption.
 RESUMABLE_CHANGES = frozenset(
     {"steps", "resume", "overwrite", "device", "progress", "out", "checkpoint_every", "log_every"}
-    | {"keep_checkpoints"}
+    | {"keep_checkpoints", "sync_batchnorm"}
 )
 
 
@@ -40,6 +40,10 @@ class TrainConfig:
         keep_checkpoints: how many recent checkpoints to keep on disk.
         model_args: extra generator arguments (latent_dim, width, beta, ...).
         progress: show a tqdm progress bar.
+        sync_batchnorm: under torchrun on CUDA, turn BatchNorm into ``nn.SyncBatchNorm`` so
+            batch statistics come from the global batch, not each process's slice. No effect in
+            one process; refused for several CPU processes. Checkpoints are unchanged, so a
+            resumed run may switch it.
     """
 
     model: str = "vae"
@@ -62,6 +66,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     model_args: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    sync_batchnorm: bool = False
 
     def validate(self) -> TrainConfig:
         """Raise a clear error for values no run can use; return self."""

@@ -9,7 +9,8 @@ takes its slice of the deterministic global batch of ``batch_indices`` (so ``bat
 the global batch size), gradients are averaged across ranks before every optimizer step, the
 losses logged are averages over ranks, and only rank 0 writes the run folder. Each rank's training
 noise at step ``s`` comes from a generator seeded by (seed, s, rank), so a resumed multi-process
-run continues exactly without per-rank RNG state in the checkpoint.
+run continues exactly without per-rank RNG state in the checkpoint. With ``sync_batchnorm`` (CUDA
+only) BatchNorm normalises with the statistics of the global batch.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     started = time.perf_counter()
     device = distributed.init(config.device)  # this rank's device; joins a torchrun job
     main = distributed.is_main()
+    # Refused now (several CPU processes) rather than at the first BatchNorm of the first step.
+    sync_batchnorm = distributed.check_sync_batchnorm(config.sync_batchnorm, device)
     if dataset is None:
         dataset = load_dataset(config.data, image_size=config.image_size, channels=config.channels)
     elif dataset.image_size != config.image_size or (
@@ -160,6 +163,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     # Build the model and everything its checkpoint restores, seeded for determinism on CPU.
     torch.manual_seed(config.seed)
     model = _build_model(config, dataset)
+    if sync_batchnorm:  # before the optimizers and the EMA copy; same state_dict keys
+        distributed.convert_sync_batchnorm(model)
     # Blank settings take the family's defaults; the resolved config is what the run folder keeps.
     config = dataclasses.replace(
         config,
