@@ -13,18 +13,22 @@ the finished runs without training anything.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
 import sys
 from pathlib import Path
 
 from genaug.eval.bench import (
+    BenchConfig,
     build_bench_config,
     parse_int_list,
     parse_seeds,
+    read_runs,
     report_bench,
     run_bench,
 )
+from genaug.eval.bench_config import CONFIG_NAME, GENERATORS_DIR, RUNS_NAME
 from genaug.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generator-data", help="pool and/or labeled")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--publish-only", action="store_true", help="report, train nothing")
+    parser.add_argument(
+        "--merge-from",
+        help="with --publish-only: comma-separated bench folders of the same settings (parts of "
+        "the grid run as separate processes) whose runs and generators join --out first",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     command = "python benchmarks/digits_bench.py " + " ".join(
@@ -49,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
 
     full = build_bench_config(CONFIG).validate()
     if args.publish_only:
+        if args.merge_from:
+            merge_benches(Path(args.out), [Path(p) for p in args.merge_from.split(",") if p])
         result = report_bench(args.out, command=command)
     else:
         config = build_bench_config(
@@ -74,6 +85,37 @@ def main(argv: list[str] | None = None) -> None:
         if key in result.files:
             shutil.copyfile(result.files[key], RESULTS / f"digits_{key.removesuffix('_png')}.png")
     print(f"{scope}\nwrote {RESULTS / 'digits.md'} (+ digits.json, digits_*.png)")
+
+
+def merge_benches(out: Path, parts: list[Path]) -> None:
+    """Add the finished runs and generators of ``parts`` to the bench in ``out``.
+
+    Every part must hold a bench of the same settings (only the grid's axes may differ); the
+    axes of ``out`` become the union, in the order of the full grid.
+    """
+    saved = json.loads((out / CONFIG_NAME).read_text())
+    mine = BenchConfig.from_dict(saved)
+    done = read_runs(out / RUNS_NAME)
+    for part in parts:
+        other = json.loads((part / CONFIG_NAME).read_text())
+        changed = mine.differences(other)
+        if changed:
+            raise SystemExit(f"{part} holds a bench with other settings ({', '.join(changed)}).")
+        for key in ("shots", "conditions", "generator_data"):
+            saved[key] = saved[key] + [v for v in other[key] if v not in saved[key]]
+        new = [r for k, r in read_runs(part / RUNS_NAME).items() if k not in done]
+        with open(out / RUNS_NAME, "a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in new)
+        done.update({r["key"]: r for r in new})
+        for folder in (part / GENERATORS_DIR).glob("*"):
+            if not (out / GENERATORS_DIR / folder.name).exists():
+                shutil.copytree(folder, out / GENERATORS_DIR / folder.name)
+        print(f"merged {len(new)} runs from {part}")
+    full = build_bench_config(CONFIG).to_dict()
+    saved["shots"] = sorted(saved["shots"])
+    order = {c: i for i, c in enumerate(full["conditions"])}
+    saved["conditions"] = sorted(saved["conditions"], key=lambda c: order.get(c, len(order)))
+    atomic_write_text(out / CONFIG_NAME, json.dumps(saved, indent=2) + "\n")
 
 
 def _scope(full: dict, ran: dict) -> str:
