@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         "the grid run as separate processes) whose runs and generators join --out first",
     )
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--note", help="a sentence on how this publication ran (machine, load)")
     args = parser.parse_args(argv)
     command = "python benchmarks/digits_bench.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         result = run_bench(config, command=command)
     ran = result.summary["config"]
     scope = _scope(full.to_dict(), ran)
+    if args.note:
+        scope += f"\n**How it ran.** {args.note}\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     markdown = Path(result.files["summary_md"]).read_text()
     title, _, rest = markdown.partition("\n")
