@@ -332,7 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GenaugError as exc:
         # Under torchrun every rank may say it; the rank tells which process did.
         where = f" (rank {distributed.rank()})" if distributed.world_size() > 1 else ""
-        print(f"genaug: error{where}: {exc}", file=sys.stderr)
+        # One write per line: under torchrun every rank shares the terminal, and print() may
+        # split the text and its newline into two writes that interleave with other ranks'.
+        sys.stderr.write(f"genaug: error{where}: {exc}\n")
+        sys.stderr.flush()
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("genaug: interrupted; progress up to the last checkpoint is kept.", file=sys.stderr)

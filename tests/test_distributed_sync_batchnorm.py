@@ -73,12 +73,12 @@ def test_two_gloo_processes_are_refused(tmp_path):
     args = ["train", "--model", "test_vae", "--out", str(out), "--image-size", "16"]
     process = torchrun([*args, "--device", "cpu", "--no-progress", "--sync-batchnorm"])
     assert process.returncode != 0
-    errors = [line for line in process.stderr.splitlines() if line.startswith("genaug: error")]
-    assert sorted(line[:24] for line in errors) == [
-        "genaug: error (rank 0): ",
-        "genaug: error (rank 1): ",
-    ], process.stderr[-3000:]
-    assert all(REFUSED in line and "runs 2 processes on cpu" in line for line in errors)
+    # Both ranks share stderr: look for each rank's sentence, not for whole lines.
+    for rank in (0, 1):
+        assert f"genaug: error (rank {rank}): --sync-batchnorm needs CUDA" in process.stderr, (
+            process.stderr[-3000:]
+        )
+    assert process.stderr.count("runs 2 processes on cpu") >= 2
     assert process.stderr.count("exitcode  : 2") == 2  # torchrun's report of both workers
     assert not out.exists()
 
