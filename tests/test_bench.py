@@ -352,3 +352,45 @@ def test_cli_bench_runs_and_refuses_bad_input(tmp_path, capsys):
     assert status == 2 and "comma-separated list" in capsys.readouterr().err
     status = main(["bench", "--report-only", "--out", str(out)])
     assert status == 0 and "| none | - | 2 |" in capsys.readouterr().out
+
+
+def test_local_pretrained_weights_load_without_network_or_unpickling(tmp_path):
+    from safetensors.torch import save_file
+
+    source = create_classifier("test_resnet", in_chans=1, num_classes=10, image_size=16, seed=5)
+    weights = {k: v.contiguous() for k, v in source.state_dict().items()}
+    save_file(weights, str(tmp_path / "w.safetensors"))
+    torch.save(weights, tmp_path / "w.pth")
+    for name in ("w.safetensors", "w.pth"):
+        loaded = create_classifier(
+            "test_resnet",
+            in_chans=1,
+            num_classes=10,
+            image_size=16,
+            seed=9,
+            pretrained_file=str(tmp_path / name),
+        )
+        head = loaded.pretrained_cfg[
+            "classifier"
+        ]  # timm re-initialises the head, as fine-tuning does
+        body = {k: v for k, v in loaded.state_dict().items() if not k.startswith(head + ".")}
+        assert len(body) > 10
+        for key, value in body.items():
+            torch.testing.assert_close(value, weights[key])
+    torch.save({"state_dict": weights, "extra": Path("x")}, tmp_path / "pickled.pth")
+    with pytest.raises(GenaugError, match="timm could not create"):
+        create_classifier(
+            "test_resnet",
+            in_chans=1,
+            num_classes=10,
+            image_size=16,
+            pretrained_file=str(tmp_path / "pickled.pth"),
+        )
+    with pytest.raises(GenaugError, match="does not exist"):
+        create_classifier(
+            "test_resnet",
+            in_chans=1,
+            num_classes=10,
+            image_size=16,
+            pretrained_file=str(tmp_path / "missing.pth"),
+        )

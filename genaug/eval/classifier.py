@@ -143,7 +143,11 @@ def create_classifier(
                 f"pretrained weights file {path} does not exist; give a local .safetensors or "
                 ".pth file (genaug never downloads weights)."
             )
-        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+        # timm reads the local file (safetensors, or torch.load with weights_only=True: never
+        # an unpickle of arbitrary objects); source/hub id/url are cleared so that no model's
+        # default config can send it to the network instead.
+        overlay = {"file": str(path), "source": None, "hf_hub_id": None, "url": None}
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=overlay)
     else:
         kwargs["pretrained"] = False
     if seed is not None:
