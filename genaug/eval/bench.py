@@ -174,15 +174,7 @@ def _run_one(
         got = cache.get(recipe.generative.generator, arm.source, seed, shots, split.labeled, True)
         generator, facts = got
     augment_seed = stable_seed(seed, shots, arm.key)
-    neighbours = cache.neighbours(arm.source, split.labeled) if arm.source else None
-    pipeline = build_pipeline(
-        recipe,
-        config.image_size,
-        config.allow_flip(),
-        generator,
-        seed=augment_seed + 1,
-        neighbours=neighbours,
-    )
+    pipeline = _pipeline(config, arm, generator, augment_seed, split, cache)
     result = train_classifier(
         config.classifier(),
         labeled.images,
@@ -219,6 +211,35 @@ def _run_one(
         "generator": facts,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def _more_real_shots(
+    config: BenchConfig, dataset: ImageDataset, shots: int, seed: int
+) -> ImageDataset:
+    """The ``more-real`` reference's labelled set: ``factor x shots`` per class, same seed."""
+    return few_shot_split(
+        dataset, shots * config.more_real_factor, seed, config.test_fraction, config.test_seed
+    ).labeled
+
+
+def _pipeline(
+    config: BenchConfig,
+    arm: Arm,
+    generator: Any,
+    augment_seed: int,
+    split: Any,
+    cache: GeneratorCache,
+) -> Any:
+    """The arm's batch augmentation; mode ``neighbour`` walks toward the generator's data."""
+    neighbours = cache.neighbours(arm.source, split.labeled) if arm.source else None
+    return build_pipeline(
+        arm.recipe,
+        config.image_size,
+        config.allow_flip(),
+        generator,
+        seed=augment_seed + 1,
+        neighbours=neighbours,
+    )
 
 
 def _subset_fingerprint(dataset: ImageDataset) -> str:
@@ -293,13 +314,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
                 split = few_shot_split(dataset, shots, seed, config.test_fraction, config.test_seed)
                 more_real = None
                 if any(arm.recipe.more_real for arm in todo):
-                    more_real = few_shot_split(
-                        dataset,
-                        shots * config.more_real_factor,
-                        seed,
-                        config.test_fraction,
-                        config.test_seed,
-                    ).labeled
+                    more_real = _more_real_shots(config, dataset, shots, seed)
                 for arm in todo:
                     bar.set_postfix_str(f"{shots}-shot seed {seed} {arm.label}")
                     record = _run_one(config, arm, shots, seed, split, more_real, cache)
@@ -372,13 +387,7 @@ def _preview_rows(
         for arm in arms:
             labeled = split.labeled
             if arm.recipe.more_real:
-                labeled = few_shot_split(
-                    dataset,
-                    shots * config.more_real_factor,
-                    seed,
-                    config.test_fraction,
-                    config.test_seed,
-                ).labeled
+                labeled = _more_real_shots(config, dataset, shots, seed)
             generator = None
             if arm.recipe.generative is not None:
                 got = cache.get(
@@ -390,15 +399,7 @@ def _preview_rows(
             index = batch_indices(0, config.preview, len(labeled), seed)
             images, labels = labeled.images[index], labeled.targets[index]
             augment_seed = stable_seed(seed, shots, arm.key)
-            neighbours = cache.neighbours(arm.source, split.labeled) if arm.source else None
-            pipeline = build_pipeline(
-                arm.recipe,
-                config.image_size,
-                config.allow_flip(),
-                generator,
-                augment_seed + 1,
-                neighbours=neighbours,
-            )
+            pipeline = _pipeline(config, arm, generator, augment_seed, split, cache)
             torch.manual_seed(augment_seed)
             if pipeline is not None:  # show the generated share at its largest
                 warmup = arm.recipe.generative and arm.recipe.generative.schedule == "warmup"

@@ -157,7 +157,7 @@ def create_classifier(
     except GenaugError:
         raise
     except Exception as exc:  # timm raises many types for unloadable weights or bad arguments
-        what = f"with the weights in {pretrained_file}" if pretrained_file else ""
+        what = f"with the weights in {pretrained_file} " if pretrained_file else ""
         raise GenaugError(
             f"timm could not create {name!r} {what}({type(exc).__name__}: {_first_line(exc)}); "
             "check the model name and the weights file."
