@@ -48,7 +48,7 @@ CLASSIC = ("flipcrop", "affine", "trivialaugment", "randaugment")
 SCHEDULES = ("constant", "decay", "warmup")
 ORDERS = ("generative-first", "classic-first")
 KINDS = ("none", "classic", "generative", "classic+generative", "more-real")
-_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order", "k", "hops")
+_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order", "k", "hops", "detail")
 # Digit datasets: a horizontal flip turns a digit into another shape (or no digit).
 _NO_FLIP_SPECS = ("digits", "mnist")
 
@@ -69,6 +69,8 @@ class GenerativeStep:
             ``classic-first``.
         k, hops: for mode ``neighbour``, how many nearest neighbours each hop picks from, and
             how many hops through the bank the walk takes.
+        detail: how much of each image's own detail the generated image keeps, in [0, 1]
+            (encoder modes; see :class:`~genaug.transforms.GenerativeAugment`).
         overrides: the inline overrides as written (kept for the canonical name).
     """
 
@@ -80,6 +82,7 @@ class GenerativeStep:
     order: str = "generative-first"
     k: int = 5
     hops: int = 1
+    detail: float = 0.0
     overrides: tuple[tuple[str, str], ...] = ()
 
     def p_at(self, fraction: float) -> float:
@@ -121,7 +124,7 @@ def _parse_value(key: str, text: str, condition: str) -> Any:
                 f"{key}=2."
             )
         return int(text)
-    if key in ("p", "strength"):
+    if key in ("p", "strength", "detail"):
         try:
             value = float(text)
         except ValueError:
@@ -312,6 +315,7 @@ class GenerativeStage:
             neighbours=neighbours if step.mode == "neighbour" else None,
             neighbours_k=step.k,
             neighbours_hops=step.hops,
+            detail=step.detail,
         )
 
     def set_progress(self, fraction: float) -> None:

@@ -52,6 +52,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         p: probability of applying the transform to a call (Albumentations' own ``p``).
         neighbours, neighbours_k, neighbours_hops: for mode ``neighbour``, a dataset spec of the images to walk
             toward (``imagefolder:PATH``: serialisable), encoded once per process on first use.
+        detail: how much of the image's own detail to keep, in [0, 1] (encoder modes; see
+            :class:`~genaug.transforms.core.GenerativeAugment`).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         neighbours: str | None = None,
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
+        detail: float = 0.0,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
         self._augment: GenerativeAugment | None = None
@@ -103,6 +106,13 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         self.neighbours = neighbours
         self.neighbours_k = neighbours_k
         self.neighbours_hops = neighbours_hops
+        self.detail = check_fraction(detail, "detail")
+        if self.detail > 0 and self.mode == "resample":
+            raise GenaugError(
+                "detail keeps an image's own detail, but mode 'resample' draws new images "
+                "without reading them; use detail=0, or an encoder mode (perturb, interpolate, "
+                "neighbour)."
+            )
 
     # ------------------------------------------------------------------ the generator, lazily
     def _core(self) -> GenerativeAugment:
@@ -116,6 +126,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 neighbours=self.neighbours,
                 neighbours_k=self.neighbours_k,
                 neighbours_hops=self.neighbours_hops,
+                detail=self.detail,
             )
             augment.owner = type(self).__name__
             self._augment = augment

@@ -46,6 +46,7 @@ class GenerativeMix(nn.Module):
             ``compile=True`` are the fast choice on a GPU or on a CPU with AMX).
         neighbours, neighbours_k, neighbours_hops: the bank of images mode ``neighbour`` walks
             toward, and how (as for ``GenerativeAugment``).
+        detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
     Images are ``(B, C, H, W)`` uint8 0-255 or float in [0, 1] (or normalised with ``mean`` and
     ``std``) and come back in the same dtype, device, size and channels. Labels are class indices
@@ -74,6 +75,7 @@ class GenerativeMix(nn.Module):
         neighbours: Any = None,
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
+        detail: float = 0.0,
     ) -> None:
         super().__init__()
         self.augment = GenerativeAugment(
@@ -87,6 +89,7 @@ class GenerativeMix(nn.Module):
             neighbours=neighbours,
             neighbours_k=neighbours_k,
             neighbours_hops=neighbours_hops,
+            detail=detail,
         )
         self.augment.owner = type(self).__name__
         if (mean is None) != (std is None):

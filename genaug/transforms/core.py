@@ -14,7 +14,8 @@ Label policy per mode (every mode keeps the label of each image):
   between the image's latent and that of one of its nearest bank images.
 - ``auto``: ``perturb`` when the generator has an encoder, else ``resample``.
 
-See :mod:`genaug.transforms.functional` for what ``strength`` means in each mode.
+See :mod:`genaug.transforms.functional` for what ``strength`` means in each mode. ``detail``
+(encoder modes) adds back what the generator cannot draw: the image minus its reconstruction.
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ class GenerativeAugment(nn.Module):
             spec; encoded once, here (see :mod:`~genaug.transforms.neighbours`).
         neighbours_k: how many nearest neighbours of each image the walk picks from.
         neighbours_hops: nearest-neighbour hops through the bank (1: an image's own nearest).
+        detail: in [0, 1], how much of the image's own detail to keep (encoder modes only):
+            ``output = generated + detail * (image - reconstruction)``, at the image's own size.
+            A generator's images are smoother than real ones (a VAE's blur); with ``detail=1``
+            the change the generator makes is moved onto the real image, so its sharp edges
+            and fine texture stay (and an image larger than the generator keeps its
+            resolution). 0 (the default) outputs the generated image as it is.
 
     Images of another size are resized to the generator's and back; gray <-> RGB is converted.
     The output keeps the input's dtype, device, size and channel count; the input is not
@@ -137,6 +144,7 @@ class GenerativeAugment(nn.Module):
         neighbours: Any = None,
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
+        detail: float = 0.0,
     ) -> None:
         super().__init__()
         self.owner = type(self).__name__  # how error messages name this transform
@@ -145,6 +153,13 @@ class GenerativeAugment(nn.Module):
         self.mode = resolve_mode(mode, model.has_encoder, model.conditional, model.family)
         self.p = check_fraction(p, "p")
         self.strength = check_fraction(strength, "strength")
+        self.detail = check_fraction(detail, "detail")
+        if self.detail > 0 and self.mode == "resample":
+            raise GenaugError(
+                "detail keeps an image's own detail, but mode 'resample' draws new images "
+                "without reading them; use detail=0, or an encoder mode (perturb, interpolate, "
+                "neighbour)."
+            )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise GenaugError(f"seed must be an integer or None, got {seed!r}.")
         self.seed = None if seed is None else int(seed)
@@ -192,6 +207,8 @@ class GenerativeAugment(nn.Module):
 
     def extra_repr(self) -> str:
         extra = f"mode={self.mode!r}, p={self.p}, strength={self.strength}, seed={self.seed}"
+        if self.detail:
+            extra += f", detail={self.detail}"
         if self.precision != "auto" or self.compile:
             extra += f", precision={self.precision!r}, compile={self.compile}"
         return extra
@@ -300,9 +317,16 @@ class GenerativeAugment(nn.Module):
             if rows.numel() == 0:
                 return batch.clone()
         with torch.inference_mode(), self._autocast(device):
-            generated = self._generate(prepared, params, rows).float()  # (n, C_gen, S, S)
-            generated = convert_channels(generated, batch.shape[1])
-            generated = resize_images(generated, tuple(batch.shape[-2:]))
+            decoded = self._generate(prepared, params, rows)  # (n, C_gen, S, S), or a pair
+            if self.detail > 0:
+                generated, reconstruction = (self._to_batch_layout(t, batch) for t in decoded)
+                # The image's own detail: what the generator's reconstruction misses.
+                original = batch if rows is None else batch[rows.to(batch.device)]
+                original = to_float_images(original).to(generated.device)
+                generated = generated + self.detail * (original - reconstruction)
+                generated = generated.clamp(0.0, 1.0)
+            else:
+                generated = self._to_batch_layout(decoded, batch)
             if batch.dtype == torch.uint8:
                 generated = to_uint8_images(generated)
             else:
@@ -314,6 +338,12 @@ class GenerativeAugment(nn.Module):
         out = batch.clone()
         out[rows.to(batch.device)] = generated
         return out
+
+    @staticmethod
+    def _to_batch_layout(images: Tensor, batch: Tensor) -> Tensor:
+        """Generator output (n, C_gen, S, S) -> float32 (n, C, H, W) like ``batch``."""
+        images = convert_channels(images.float(), batch.shape[1])
+        return resize_images(images, tuple(batch.shape[-2:]))
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.precision == "bfloat16":
@@ -341,8 +371,11 @@ class GenerativeAugment(nn.Module):
         def pick(t: Tensor | None) -> Tensor | None:
             return t if t is None or rows is None else t[rows]
 
+        reconstruct = self.detail > 0
         if self.mode == "perturb":
-            return kernel(model, pick(work), pick(classes), pick(noise), self.strength)
+            return kernel(
+                model, pick(work), pick(classes), pick(noise), self.strength, reconstruct
+            )
         if self.mode == "resample":
             return kernel(model, pick(classes), pick(noise), self.strength)
         if self.mode == "neighbour":
@@ -360,6 +393,7 @@ class GenerativeAugment(nn.Module):
                 self.strength,
                 self.bank.k,
                 graph,
+                reconstruct,
             )
         return kernel(
             model,
@@ -370,6 +404,7 @@ class GenerativeAugment(nn.Module):
             noise,
             self.strength,
             rows,
+            reconstruct,
         )
 
     # ------------------------------------------------------------------ checking inputs

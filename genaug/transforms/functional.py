@@ -21,6 +21,11 @@ its arguments. ``strength`` in [0, 1] is the one magnitude knob; its meaning per
   share its class: 97% of the 5 nearest on the digits); an image with no neighbour is
   reconstructed.
 
+The encoder modes (``perturb``, ``interpolate``, ``neighbour``) can also return the decoded
+reconstruction of each image (``reconstruct=True``): the caller adds back the image's detail the
+generator cannot draw, ``image - reconstruction`` (see ``detail`` in
+:class:`~genaug.transforms.GenerativeAugment`).
+
 Labels are class indices ``(B,)`` (or None for an unconditional generator); they are preserved.
 """
 
@@ -31,23 +36,44 @@ from torch import Tensor
 
 from genaug.models.base import Generator
 
-__all__ = ["interpolate", "nearest_latents", "neighbour", "pick_partners", "perturb", "resample"]
+__all__ = ["decode_pair", "interpolate", "nearest_latents", "neighbour", "pick_partners", "perturb", "resample"]
+
+
+def decode_pair(
+    generator: Generator, z: Tensor, z_self: Tensor, labels: Tensor | None, reconstruct: bool
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Decode ``z``; with ``reconstruct`` also ``z_self`` (one decoder call of 2B rows).
+
+    Returns:
+        (B, C, S, S), or the pair (decoded ``z``, decoded ``z_self``).
+    """
+    if not reconstruct:
+        return generator.decode(z, labels)
+    both_labels = None if labels is None else torch.cat([labels, labels])
+    both = generator.decode(torch.cat([z, z_self]), both_labels)  # (2B, C, S, S)
+    return both[: z.shape[0]], both[z.shape[0] :]
 
 
 def perturb(
-    generator: Generator, images: Tensor, labels: Tensor | None, noise: Tensor, strength: float
-) -> Tensor:
+    generator: Generator,
+    images: Tensor,
+    labels: Tensor | None,
+    noise: Tensor,
+    strength: float,
+    reconstruct: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Encode, jitter each latent by ``strength`` x its posterior scale, decode.
 
     Args:
         images: (B, C, S, S) in [0, 1]; labels: (B,) or None; noise: (B, latent_dim) ~ N(0, I).
+        reconstruct: also return the decoded reconstruction of each image.
 
     Returns:
-        (B, C, S, S) in [0, 1].
+        (B, C, S, S) in [0, 1] (and the reconstructions, with ``reconstruct``).
     """
     encoding = generator.encode(images, labels)
     z = encoding.mean + strength * encoding.scale * noise  # (B, latent_dim)
-    return generator.decode(z, labels)
+    return decode_pair(generator, z, encoding.mean, labels, reconstruct)
 
 
 def resample(generator: Generator, labels: Tensor | None, noise: Tensor, strength: float) -> Tensor:
@@ -71,7 +97,8 @@ def interpolate(
     noise: Tensor,
     strength: float,
     rows: Tensor | None = None,
-) -> Tensor:
+    reconstruct: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Decode a point between the latents of each image and its partner of the same class.
 
     Args:
@@ -82,9 +109,10 @@ def interpolate(
         mix: (B,) uniform in [0, 1]; the walk is ``t = strength * mix / 2``.
         noise: (B, latent_dim) ~ N(0, I), used for images without a partner.
         rows: which rows to produce (default: all), so skipped images need no decoding.
+        reconstruct: also return the decoded reconstruction of each produced row.
 
     Returns:
-        (len(rows), C, S, S) in [0, 1].
+        (len(rows), C, S, S) in [0, 1] (and the reconstructions, with ``reconstruct``).
     """
     encoding = generator.encode(images, labels)
     z_self = encoding.mean  # (B, latent_dim)
@@ -94,9 +122,9 @@ def interpolate(
     alone = partner == torch.arange(partner.shape[0], device=partner.device)  # (B,)
     z = torch.where(alone.unsqueeze(1), z_jitter, z_walk)
     if rows is not None:
-        z = z[rows]
+        z, z_self = z[rows], z_self[rows]
         labels = None if labels is None else labels[rows]
-    return generator.decode(z, labels)
+    return decode_pair(generator, z, z_self, labels, reconstruct)
 
 
 def pick_partners(
@@ -168,7 +196,8 @@ def neighbour(
     strength: float,
     k: int,
     graph: Tensor | None = None,
-) -> Tensor:
+    reconstruct: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Walk each image's latent toward a bank latent a few nearest-neighbour hops away, decode.
 
     Args:
@@ -179,9 +208,10 @@ def neighbour(
         graph: (N, k) the k nearest bank entries of every bank entry, needed for H > 1 hops:
             hop 1 goes to one of the image's nearest bank images, each further hop to one of
             that image's nearest (reaching further images, with a higher risk of another class).
+        reconstruct: also return the decoded reconstruction of each image.
 
     Returns:
-        (B, C, S, S) in [0, 1].
+        (B, C, S, S) in [0, 1] (and the reconstructions, with ``reconstruct``).
     """
     if choice.ndim == 1:
         choice = choice.unsqueeze(1)  # (B, 1): one hop
@@ -198,4 +228,5 @@ def neighbour(
         step = choice[:, hop].clamp(max=graph.shape[1] - 1)
         target = graph[target, step]
     t = strength * mix.to(z.dtype) * ok.to(z.dtype)  # (B,)
-    return generator.decode(z + t.unsqueeze(1) * (bank[target].to(z.dtype) - z), labels)
+    z_walk = z + t.unsqueeze(1) * (bank[target].to(z.dtype) - z)
+    return decode_pair(generator, z_walk, z, labels, reconstruct)

@@ -82,6 +82,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
             the sample and returning its label(s), or None (no labels: unconditional use only).
         neighbours, neighbours_k, neighbours_hops: the bank of images mode ``neighbour`` walks
             toward, and how (as for ``GenerativeAugment``).
+        detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
     Example::
 
@@ -101,6 +102,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
         neighbours: Any = None,
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
+        detail: float = 0.0,
     ) -> None:
         super().__init__()
         self.augment = GenerativeAugment(
@@ -112,6 +114,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
             neighbours=neighbours,
             neighbours_k=neighbours_k,
             neighbours_hops=neighbours_hops,
+            detail=detail,
         )
         self.augment.owner = type(self).__name__
         if labels_getter == "default":
