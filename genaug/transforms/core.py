@@ -373,9 +373,7 @@ class GenerativeAugment(nn.Module):
 
         reconstruct = self.detail > 0
         if self.mode == "perturb":
-            return kernel(
-                model, pick(work), pick(classes), pick(noise), self.strength, reconstruct
-            )
+            return kernel(model, pick(work), pick(classes), pick(noise), self.strength, reconstruct)
         if self.mode == "resample":
             return kernel(model, pick(classes), pick(noise), self.strength)
         if self.mode == "neighbour":

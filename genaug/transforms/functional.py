@@ -36,7 +36,15 @@ from torch import Tensor
 
 from genaug.models.base import Generator
 
-__all__ = ["decode_pair", "interpolate", "nearest_latents", "neighbour", "pick_partners", "perturb", "resample"]
+__all__ = [
+    "decode_pair",
+    "interpolate",
+    "nearest_latents",
+    "neighbour",
+    "pick_partners",
+    "perturb",
+    "resample",
+]
 
 
 def decode_pair(
