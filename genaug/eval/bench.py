@@ -232,6 +232,9 @@ def _pipeline(
 ) -> Any:
     """The arm's batch augmentation; mode ``neighbour`` walks toward the generator's data."""
     neighbours = cache.neighbours(arm.source, split.labeled) if arm.source else None
+    # A guided walk spreads the shots' labels over the bank; a conditional generator's bank
+    # is labelled already (its walk stays in the class without a guide).
+    conditional = generator is not None and generator.conditional
     return build_pipeline(
         arm.recipe,
         config.image_size,
@@ -239,6 +242,7 @@ def _pipeline(
         generator,
         seed=augment_seed + 1,
         neighbours=neighbours,
+        guide=None if conditional else split.labeled,
     )
 
 

@@ -58,7 +58,7 @@ class GeneratorSettings:
         model_args: extra generator arguments (latent_dim, width, beta...).
         conditional: for the ``labeled`` source, condition the generator on the shot labels
             (a ``pool`` generator is always unconditional: the pool's labels are never used).
-        mode, p, strength, schedule, order, k, hops, detail: augmentation defaults (see
+        mode, p, strength, schedule, order, k, hops, guide, detail: augmentation defaults (see
             :class:`~genaug.eval.recipes.GenerativeStep`), overridable per condition.
     """
 
@@ -75,6 +75,7 @@ class GeneratorSettings:
     order: str = "generative-first"
     k: int = 5
     hops: int = 1
+    guide: bool = False
     detail: float = 0.0
 
     @classmethod

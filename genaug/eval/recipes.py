@@ -48,7 +48,7 @@ CLASSIC = ("flipcrop", "affine", "trivialaugment", "randaugment")
 SCHEDULES = ("constant", "decay", "warmup")
 ORDERS = ("generative-first", "classic-first")
 KINDS = ("none", "classic", "generative", "classic+generative", "more-real")
-_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order", "k", "hops", "detail")
+_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order", "k", "hops", "guide", "detail")
 # Digit datasets: a horizontal flip turns a digit into another shape (or no digit).
 _NO_FLIP_SPECS = ("digits", "mnist")
 
@@ -69,6 +69,8 @@ class GenerativeStep:
             ``classic-first``.
         k, hops: for mode ``neighbour``, how many nearest neighbours each hop picks from, and
             how many hops through the bank the walk takes.
+        guide: for mode ``neighbour`` with an unconditional (``pool``) generator, spread the
+            labelled shots' classes over the bank and keep each walk within its image's class.
         detail: how much of each image's own detail the generated image keeps, in [0, 1]
             (encoder modes; see :class:`~genaug.transforms.GenerativeAugment`).
         overrides: the inline overrides as written (kept for the canonical name).
@@ -82,6 +84,7 @@ class GenerativeStep:
     order: str = "generative-first"
     k: int = 5
     hops: int = 1
+    guide: bool = False
     detail: float = 0.0
     overrides: tuple[tuple[str, str], ...] = ()
 
@@ -124,6 +127,12 @@ def _parse_value(key: str, text: str, condition: str) -> Any:
                 f"{key}=2."
             )
         return int(text)
+    if key == "guide":
+        if text.lower() not in ("0", "1", "true", "false"):
+            raise GenaugError(
+                f"condition {condition!r}: guide={text!r} must be 1 or 0 (true or false)."
+            )
+        return text.lower() in ("1", "true")
     if key in ("p", "strength", "detail"):
         try:
             value = float(text)
@@ -301,7 +310,12 @@ class GenerativeStage:
     """A :class:`~genaug.transforms.GenerativeAugment` over a batch, with a schedule of p."""
 
     def __init__(
-        self, generator: Any, step: GenerativeStep, seed: int, neighbours: Any = None
+        self,
+        generator: Any,
+        step: GenerativeStep,
+        seed: int,
+        neighbours: Any = None,
+        guide: Any = None,
     ) -> None:
         from genaug.transforms import GenerativeAugment
 
@@ -315,6 +329,7 @@ class GenerativeStage:
             neighbours=neighbours if step.mode == "neighbour" else None,
             neighbours_k=step.k,
             neighbours_hops=step.hops,
+            neighbours_guide=guide if step.mode == "neighbour" and step.guide else None,
             detail=step.detail,
         )
 
@@ -355,10 +370,12 @@ def build_pipeline(
     generator: Any = None,
     seed: int = 0,
     neighbours: Any = None,
+    guide: Any = None,
 ) -> RecipePipeline | None:
     """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one.
 
-    ``neighbours``: the bank of images for mode ``neighbour`` (ignored by the other modes).
+    ``neighbours``: the bank of images for mode ``neighbour`` (ignored by the other modes);
+    ``guide``: the labelled images a ``guide=1`` walk spreads its classes from.
     """
     stages: list[Any] = []
     if recipe.classic:
@@ -366,7 +383,7 @@ def build_pipeline(
     if recipe.generative is not None:
         if generator is None:
             raise GenaugError(f"condition {recipe.name!r} needs a generator; none was given.")
-        generative = GenerativeStage(generator, recipe.generative, seed, neighbours)
+        generative = GenerativeStage(generator, recipe.generative, seed, neighbours, guide)
         if recipe.generative.order == "generative-first":
             stages.insert(0, generative)
         else:

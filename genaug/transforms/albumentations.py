@@ -52,6 +52,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         p: probability of applying the transform to a call (Albumentations' own ``p``).
         neighbours, neighbours_k, neighbours_hops: for mode ``neighbour``, a dataset spec of the images to walk
             toward (``imagefolder:PATH``: serialisable), encoded once per process on first use.
+        neighbours_guide: a dataset spec of labelled images that keeps the walk within the
+            image's class (as for ``GenerativeAugment``; needs ``label_key``).
         detail: how much of the image's own detail to keep, in [0, 1] (encoder modes; see
             :class:`~genaug.transforms.core.GenerativeAugment`).
     """
@@ -66,6 +68,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         neighbours: str | None = None,
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
+        neighbours_guide: str | None = None,
         detail: float = 0.0,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
@@ -106,6 +109,13 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         self.neighbours = neighbours
         self.neighbours_k = neighbours_k
         self.neighbours_hops = neighbours_hops
+        if neighbours_guide is not None and not isinstance(neighbours_guide, str):
+            raise GenaugError(
+                "AlbumentationsGenerativeAugment takes neighbours_guide as a dataset spec (for "
+                f"example 'imagefolder:PATH'), so that it serialises; got "
+                f"{type(neighbours_guide).__name__}."
+            )
+        self.neighbours_guide = neighbours_guide
         self.detail = check_fraction(detail, "detail")
         if self.detail > 0 and self.mode == "resample":
             raise GenaugError(
@@ -126,6 +136,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 neighbours=self.neighbours,
                 neighbours_k=self.neighbours_k,
                 neighbours_hops=self.neighbours_hops,
+                neighbours_guide=self.neighbours_guide,
                 detail=self.detail,
             )
             augment.owner = type(self).__name__

@@ -116,6 +116,10 @@ class GenerativeAugment(nn.Module):
             spec; encoded once, here (see :mod:`~genaug.transforms.neighbours`).
         neighbours_k: how many nearest neighbours of each image the walk picks from.
         neighbours_hops: nearest-neighbour hops through the bank (1: an image's own nearest).
+        neighbours_guide: for an unconditional generator, labelled images (an ImageDataset with
+            labels, e.g. the few labelled ones, or a dataset spec) whose classes spread over the
+            bank along its nearest neighbours, so the walk stays within each image's class
+            (the transform then needs the labels).
         detail: in [0, 1], how much of the image's own detail to keep (encoder modes only):
             ``output = generated + detail * (image - reconstruction)``, at the image's own size.
             A generator's images are smoother than real ones (a VAE's blur); with ``detail=1``
@@ -144,6 +148,7 @@ class GenerativeAugment(nn.Module):
         neighbours: Any = None,
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
+        neighbours_guide: Any = None,
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -187,12 +192,12 @@ class GenerativeAugment(nn.Module):
                     "(for example the unlabelled images the generator was trained on)."
                 )
             self.bank = build_latent_bank(
-                neighbours, model, neighbours_k, self.owner, neighbours_hops
+                neighbours, model, neighbours_k, self.owner, neighbours_hops, neighbours_guide
             )
-        elif neighbours is not None:
+        elif neighbours is not None or neighbours_guide is not None:
             raise GenaugError(
                 f"neighbours are used by mode 'neighbour' only, and the mode is {self.mode!r}; "
-                "drop neighbours or pass mode='neighbour'."
+                "drop neighbours (and neighbours_guide) or pass mode='neighbour'."
             )
 
     @classmethod
@@ -467,6 +472,12 @@ class GenerativeAugment(nn.Module):
     def _check_labels(self, labels: Any, n: int, model: Generator) -> Tensor | None:
         owner, mode = self.owner, self.mode
         if labels is None:
+            if self.bank is not None and self.bank.labels is not None and not model.conditional:
+                raise GenaugError(
+                    f"{owner}: the neighbour walk was given a guide, so it stays within each "
+                    "image's class and needs one class label per image, and none was given; "
+                    "pass the labels (an (image, label) sample, or labels=...)."
+                )
             if model.conditional:
                 raise GenaugError(
                     f"{owner}: the {model.family} generator is conditional, so mode {mode!r} "

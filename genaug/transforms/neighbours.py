@@ -6,6 +6,12 @@ its nearest unlabelled images, so the labelled set borrows the variation of real
 not hold, while staying closer to the labelled image than to the neighbour (``t <= 1/2``). The
 neighbours' labels are never read; for a conditional generator the bank needs labels (its
 encoder takes them) and only neighbours of the same class count.
+
+A *guide* (the few labelled images) keeps an unconditional generator's walk within the class:
+its labels spread over the bank along the bank's nearest-neighbour graph (label propagation), and
+each hop then goes only to bank images given the walking image's class. On the digits this
+lowers the share of 6-hop walks that end on another class from 4-8% to 1-2% at 2 and 5 shots per
+class (``benchmarks/results/experiments.md``).
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ from genaug.data.convert import convert_channels, resize_images, to_float_images
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 
-__all__ = ["LatentBank", "build_latent_bank"]
+__all__ = ["LatentBank", "build_latent_bank", "propagate_labels"]
 
 _ENCODE_CHUNK = 256  # images encoded per call while building the bank
+_PROPAGATION_K = 10  # neighbours per node of the label-propagation graph
+_PROPAGATION_ALPHA = 0.9  # share of a node's score that comes from its neighbours
+_PROPAGATION_STEPS = 50
 
 
 class LatentBank:
@@ -97,10 +106,98 @@ def _bank_images(neighbours: Any, model: Generator, owner: str) -> tuple[Tensor,
     )
 
 
+def propagate_labels(latents: Tensor, guide_latents: Tensor, guide_labels: Tensor) -> Tensor:
+    """A class for every latent, spread from the labelled ``guide`` along nearest neighbours.
+
+    The guide and the latents form one graph, each node linked to its 10 nearest others; every
+    node repeatedly takes 0.9 x the mean class scores of its neighbours plus 0.1 x its own
+    label (guide nodes, and latents equal to one, keep theirs). A node no guide reaches takes
+    its nearest guide's class.
+
+    Args:
+        latents: (N, D); guide_latents: (M, D); guide_labels: (M,) class indices.
+
+    Returns:
+        (N,) long class indices.
+    """
+    nodes = torch.cat([guide_latents, latents]).float()  # (M + N, D)
+    m, total = guide_latents.shape[0], nodes.shape[0]
+    k = min(_PROPAGATION_K, total - 1)
+    rows = []
+    for start in range(0, total, _ENCODE_CHUNK):  # bounded memory: (chunk, M + N)
+        distances = torch.cdist(nodes[start : start + _ENCODE_CHUNK], nodes)
+        own = torch.arange(start, start + distances.shape[0])
+        distances[torch.arange(distances.shape[0]), own] = float("inf")  # not its own neighbour
+        rows.append(distances.topk(k, dim=1, largest=False).indices)
+    graph = torch.cat(rows)  # (M + N, k)
+    num_classes = int(guide_labels.max()) + 1
+    seed = torch.zeros(total, num_classes)
+    seed[torch.arange(m), guide_labels.long()] = 1.0
+    # A bank image that is one of the guide's images (the shots are often in the bank too)
+    # is a guide node as well: it keeps that label.
+    fixed = torch.zeros(total, dtype=torch.bool)
+    fixed[:m] = True
+    for start in range(0, latents.shape[0], _ENCODE_CHUNK):
+        distances = torch.cdist(latents[start : start + _ENCODE_CHUNK].float(), nodes[:m])
+        closest, which = distances.min(dim=1)
+        same = closest < 1e-4
+        rows = m + start + torch.nonzero(same).squeeze(1)
+        fixed[rows] = True
+        seed[rows, guide_labels.long()[which[same]]] = 1.0
+    scores = seed.clone()
+    for _ in range(_PROPAGATION_STEPS):
+        scores = _PROPAGATION_ALPHA * scores[graph].mean(dim=1) + (1 - _PROPAGATION_ALPHA) * seed
+        scores[fixed] = seed[fixed]
+    labels = scores[m:].argmax(dim=1)
+    unreached = scores[m:].sum(dim=1) == 0
+    if bool(unreached.any()):
+        nearest = torch.cdist(latents[unreached].float(), guide_latents.float()).argmin(dim=1)
+        labels[unreached] = guide_labels.long()[nearest]
+    return labels
+
+
+def _encode(images: Tensor, labels: Tensor | None, model: Generator, owner: str) -> Tensor:
+    """Latent means (N, D) on the CPU, encoded in chunks without gradients."""
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], _ENCODE_CHUNK):
+            x = to_float_images(images[start : start + _ENCODE_CHUNK]).to(model.device)
+            x = resize_images(convert_channels(x, model.channels), model.image_size)
+            if not bool(torch.isfinite(x).all()):
+                raise GenaugError(f"{owner}: neighbours hold NaN or infinite pixel values.")
+            y = None if labels is None else labels[start : start + _ENCODE_CHUNK].to(model.device)
+            chunks.append(model.encode(x.clamp(0.0, 1.0), y).mean.float().cpu())
+    return torch.cat(chunks)
+
+
+def _guide_images(guide: Any, model: Generator, owner: str) -> tuple[Tensor, Tensor]:
+    """The guide's images and labels, from an ImageDataset with labels or a dataset spec."""
+    from genaug.data import ImageDataset, load_dataset
+
+    if isinstance(guide, str):
+        guide = load_dataset(guide, image_size=model.image_size, channels=model.channels)
+    if not isinstance(guide, ImageDataset) or bool((guide.targets < 0).any()):
+        raise GenaugError(
+            f"{owner}: neighbours_guide must be labelled images (an ImageDataset with labels, "
+            f"or a dataset spec such as 'imagefolder:PATH'), got {type(guide).__name__}"
+            + (" without labels." if isinstance(guide, ImageDataset) else ".")
+        )
+    return guide.images, guide.targets
+
+
 def build_latent_bank(
-    neighbours: Any, model: Generator, k: int, owner: str, hops: int = 1
+    neighbours: Any,
+    model: Generator,
+    k: int,
+    owner: str,
+    hops: int = 1,
+    guide: Any = None,
 ) -> LatentBank:
-    """Encode ``neighbours`` with ``model`` into a :class:`LatentBank` (no gradients)."""
+    """Encode ``neighbours`` with ``model`` into a :class:`LatentBank` (no gradients).
+
+    ``guide``: labelled images whose classes spread over the bank (see
+    :func:`propagate_labels`), for an unconditional generator: the walk then stays in the class.
+    """
     for name, value in (("neighbours_k", k), ("neighbours_hops", hops)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GenaugError(f"{owner}: {name} must be an integer >= 1, got {value!r}.")
@@ -118,13 +215,13 @@ def build_latent_bank(
             "neighbours' labels; pass them as an ImageDataset with labels, or use an "
             "unconditional generator (one trained on unlabelled images)."
         )
-    chunks = []
-    with torch.inference_mode():
-        for start in range(0, images.shape[0], _ENCODE_CHUNK):
-            x = to_float_images(images[start : start + _ENCODE_CHUNK]).to(model.device)
-            x = resize_images(convert_channels(x, model.channels), model.image_size)
-            if not bool(torch.isfinite(x).all()):
-                raise GenaugError(f"{owner}: neighbours hold NaN or infinite pixel values.")
-            y = None if labels is None else labels[start : start + _ENCODE_CHUNK].to(model.device)
-            chunks.append(model.encode(x.clamp(0.0, 1.0), y).mean.float().cpu())
-    return LatentBank(torch.cat(chunks), labels, k, hops)
+    latents = _encode(images, labels, model, owner)
+    if guide is not None:
+        if model.conditional:
+            raise GenaugError(
+                f"{owner}: neighbours_guide is for an unconditional generator; a conditional "
+                "one already walks within the class of its labelled neighbours, so drop the guide."
+            )
+        guide_images, guide_labels = _guide_images(guide, model, owner)
+        labels = propagate_labels(latents, _encode(guide_images, None, model, owner), guide_labels)
+    return LatentBank(latents, labels, k, hops)
