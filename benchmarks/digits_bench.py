@@ -7,7 +7,12 @@
 The run folder (default runs/digits-bench, with the cached generators) is resumable: run the
 same command again, or a larger part of the grid, and finished runs are kept. The published
 files say exactly which part of the full grid ran. ``--publish-only`` rewrites the report from
-the finished runs without training anything.
+the finished runs without training anything. ``--config FILE --name NAME`` publishes another
+grid as ``benchmarks/results/NAME.*``. Under ``torchrun`` the ranks share the grid by seed (on a
+CPU, 2 one-thread processes do more than one 2-thread process):
+
+    torchrun --nproc-per-node 2 benchmarks/digits_bench.py --config benchmarks/digits_guided.yaml \
+        --name digits-guided --out runs/digits-guided
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from genaug import distributed
 from genaug.eval.bench import (
     BenchConfig,
     build_bench_config,
@@ -32,12 +38,15 @@ from genaug.eval.bench_config import CONFIG_NAME, GENERATORS_DIR, RUNS_NAME
 from genaug.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
-CONFIG = HERE / "digits.yaml"
 RESULTS = HERE / "results"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(HERE / "digits.yaml"), help="the full grid")
+    parser.add_argument(
+        "--name", default="digits", help="publish as results/NAME.md, .json, _*.png"
+    )
     parser.add_argument("--out", default="runs/digits-bench")
     parser.add_argument("--shots", help="a part of the grid's shot counts, e.g. 1,2")
     parser.add_argument("--seeds", help="never fewer for published numbers (default: all 10)")
@@ -57,14 +66,16 @@ def main(argv: list[str] | None = None) -> None:
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
 
-    full = build_bench_config(CONFIG).validate()
+    config_path = Path(args.config)
+    full = build_bench_config(config_path).validate()
     if args.publish_only:
         if args.merge_from:
-            merge_benches(Path(args.out), [Path(p) for p in args.merge_from.split(",") if p])
+            parts = [Path(p) for p in args.merge_from.split(",") if p]
+            merge_benches(Path(args.out), parts, config_path)
         result = report_bench(args.out, command=command)
     else:
         config = build_bench_config(
-            CONFIG,
+            config_path,
             out=args.out,
             shots=parse_int_list(args.shots) if args.shots else None,
             seeds=parse_seeds(args.seeds) if args.seeds else None,
@@ -74,23 +85,36 @@ def main(argv: list[str] | None = None) -> None:
             resume=True,
             progress=not args.no_progress,
         )
-        result = run_bench(config, command=command)
+        try:
+            result = run_bench(config, command=command)
+            if not distributed.is_main():  # rank 0 publishes
+                return
+        finally:
+            distributed.shutdown()
     ran = result.summary["config"]
-    scope = _scope(full.to_dict(), ran)
+    scope = _scope(full.to_dict(), ran, _relative(config_path))
     if args.note:
         scope += f"\n**How it ran.** {args.note}\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     markdown = Path(result.files["summary_md"]).read_text()
     title, _, rest = markdown.partition("\n")
-    atomic_write_text(RESULTS / "digits.md", f"{title}\n\n{scope}{rest}")
-    shutil.copyfile(result.files["summary_json"], RESULTS / "digits.json")
+    name = args.name
+    atomic_write_text(RESULTS / f"{name}.md", f"{title}\n\n{scope}{rest}")
+    shutil.copyfile(result.files["summary_json"], RESULTS / f"{name}.json")
     for key in ("accuracy_png", "gain_png", "augmented_png"):
         if key in result.files:
-            shutil.copyfile(result.files[key], RESULTS / f"digits_{key.removesuffix('_png')}.png")
-    print(f"{scope}\nwrote {RESULTS / 'digits.md'} (+ digits.json, digits_*.png)")
+            shutil.copyfile(result.files[key], RESULTS / f"{name}_{key.removesuffix('_png')}.png")
+    print(f"{scope}\nwrote {RESULTS / f'{name}.md'} (+ {name}.json, {name}_*.png)")
 
 
-def merge_benches(out: Path, parts: list[Path]) -> None:
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
+def merge_benches(out: Path, parts: list[Path], config_path: Path) -> None:
     """Add the finished runs and generators of ``parts`` to the bench in ``out``.
 
     Every part must hold a bench of the same settings (only the grid's axes may differ); the
@@ -114,17 +138,17 @@ def merge_benches(out: Path, parts: list[Path]) -> None:
             if not (out / GENERATORS_DIR / folder.name).exists():
                 shutil.copytree(folder, out / GENERATORS_DIR / folder.name)
         print(f"merged {len(new)} runs from {part}")
-    full = build_bench_config(CONFIG).to_dict()
+    full = build_bench_config(config_path).to_dict()
     saved["shots"] = sorted(saved["shots"])
     order = {c: i for i, c in enumerate(full["conditions"])}
     saved["conditions"] = sorted(saved["conditions"], key=lambda c: order.get(c, len(order)))
     atomic_write_text(out / CONFIG_NAME, json.dumps(saved, indent=2) + "\n")
 
 
-def _scope(full: dict, ran: dict) -> str:
+def _scope(full: dict, ran: dict, config_name: str) -> str:
     """A paragraph naming the part of the full grid this publication covers."""
     lines = [
-        "**Scope.** The full published grid is `benchmarks/digits.yaml`: "
+        f"**Scope.** The full published grid is `{config_name}`: "
         f"shots {full['shots']}, {len(full['seeds'])} seeds, generator data "
         f"{full['generator_data']}, {len(full['conditions'])} conditions.",
     ]

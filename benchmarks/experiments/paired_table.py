@@ -1,0 +1,46 @@
+"""Paired gain of every condition of an exploration bench folder over RandAugment, per shot count.
+
+Reads every runs*.jsonl of the folder (a finished bench, or one still running under torchrun)
+and prints a markdown table: seeds, mean accuracy, paired mean gain over ``randaugment`` on the
+seeds both have [95% t-interval], the paired t-test p-value, and each seed's gain.
+
+    python benchmarks/experiments/paired_table.py runs/exp10
+"""
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+BASELINE = "randaugment"
+
+folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/exp10")
+accuracy: dict[tuple[int, str, str], dict[int, float]] = defaultdict(dict)
+for path in sorted(folder.glob("runs*.jsonl")):
+    for line in path.read_text().splitlines():
+        run = json.loads(line)
+        key = (run["shots"], run["source"] or "-", run["condition"])
+        accuracy[key][run["seed"]] = 100 * run["accuracy"]
+
+print(
+    "| shots | condition | generator data | seeds | accuracy % | gain vs RandAugment, pp [95% CI] | p (t) | per seed |"
+)
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for (shots, source, condition), by_seed in sorted(accuracy.items()):
+    base = accuracy.get((shots, "-", BASELINE), {})
+    seeds = sorted(set(by_seed) & set(base))
+    mean = np.mean(list(by_seed.values()))
+    gain = interval = p = per_seed = ""
+    if condition != BASELINE and len(seeds) >= 2:
+        d = np.array([by_seed[s] - base[s] for s in seeds])
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        gain = f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}]"
+        p = f"{stats.ttest_1samp(d, 0.0).pvalue:.3f}" if d.std() > 0 else "-"
+        per_seed = " ".join(f"{x:+.1f}" for x in d)
+    print(
+        f"| {shots} | `{condition}` | {source} | {len(by_seed)} | {mean:.1f} | {gain} | {p} "
+        f"| {per_seed} |"
+    )
