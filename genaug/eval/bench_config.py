@@ -12,7 +12,14 @@ from typing import Any
 
 from genaug.errors import GenaugError
 from genaug.eval.classifier import ClassifierConfig
-from genaug.eval.recipes import CLASSIC, ORDERS, SCHEDULES, flips_preserve_labels, split_conditions
+from genaug.eval.recipes import (
+    CLASSIC,
+    ORDERS,
+    SCHEDULES,
+    AugmentSettings,
+    flips_preserve_labels,
+    split_conditions,
+)
 from genaug.models import list_generators
 
 __all__ = [
@@ -44,8 +51,8 @@ AXES_AND_RUNTIME = frozenset(
 _TRAINING_KEYS = ("model", "steps", "batch_size", "lr", "model_args", "conditional")
 
 
-@dataclass
-class GeneratorSettings:
+@dataclass(frozen=True, kw_only=True)
+class GeneratorSettings(AugmentSettings):
     """How the generator named in conditions is trained, and its augmentation defaults.
 
     A condition names a registered generator (``vae``) or a key of ``BenchConfig.generators``
@@ -58,8 +65,8 @@ class GeneratorSettings:
         model_args: extra generator arguments (latent_dim, width, beta...).
         conditional: for the ``labeled`` source, condition the generator on the shot labels
             (a ``pool`` generator is always unconditional: the pool's labels are never used).
-        mode, p, strength, schedule, order, k, hops, guide, detail: augmentation defaults (see
-            :class:`~genaug.eval.recipes.GenerativeStep`), overridable per condition.
+        The :class:`~genaug.eval.recipes.AugmentSettings` fields (mode, p, strength, schedule,
+        order, k, hops, guide, detail) are the augmentation defaults, overridable per condition.
     """
 
     model: str
@@ -68,15 +75,6 @@ class GeneratorSettings:
     lr: float | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
     conditional: bool = True
-    mode: str = "auto"
-    p: float = 0.5
-    strength: float = 1.0
-    schedule: str = "constant"
-    order: str = "generative-first"
-    k: int = 5
-    hops: int = 1
-    guide: bool = False
-    detail: float = 0.0
 
     @classmethod
     def from_dict(cls, name: str, values: dict[str, Any] | None) -> GeneratorSettings:
@@ -98,6 +96,10 @@ class GeneratorSettings:
                 or not 0 <= value <= 1
             ):
                 raise GenaugError(f"generator {name!r}: {key} must lie in [0, 1], got {value!r}.")
+        if not isinstance(settings.guide, bool):
+            raise GenaugError(
+                f"generator {name!r}: guide must be true or false, got {settings.guide!r}."
+            )
         if settings.schedule not in SCHEDULES or settings.order not in ORDERS:
             raise GenaugError(
                 f"generator {name!r}: schedule must be one of {', '.join(SCHEDULES)} and order "

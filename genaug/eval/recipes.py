@@ -20,6 +20,7 @@ Examples: ``none``, ``randaugment``, ``vae``, ``randaugment+vae``, ``trivialaugm
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,9 @@ from genaug.data.convert import to_uint8_images
 from genaug.errors import GenaugError
 
 __all__ = [
+    "AUGMENT_FIELDS",
     "CLASSIC",
+    "AugmentSettings",
     "GenerativeStep",
     "Recipe",
     "RecipePipeline",
@@ -48,17 +51,16 @@ CLASSIC = ("flipcrop", "affine", "trivialaugment", "randaugment")
 SCHEDULES = ("constant", "decay", "warmup")
 ORDERS = ("generative-first", "classic-first")
 KINDS = ("none", "classic", "generative", "classic+generative", "more-real")
-_OVERRIDABLE = ("mode", "p", "strength", "schedule", "order", "k", "hops", "guide", "detail")
 # Digit datasets: a horizontal flip turns a digit into another shape (or no digit).
 _NO_FLIP_SPECS = ("digits", "mnist")
 
 
-@dataclass(frozen=True)
-class GenerativeStep:
-    """The generative part of a recipe.
+@dataclass(frozen=True, kw_only=True)
+class AugmentSettings:
+    """How a generator augments a batch; the bench's per-generator defaults and every
+    condition's inline overrides (``vae@mode=neighbour,hops=6``) are these fields.
 
     Attributes:
-        generator: the registered generator name the part names (``vae``, ``test_vae``...).
         mode: ``auto``, ``perturb``, ``resample``, ``interpolate`` or ``neighbour`` (walks
             toward the nearest images of the generator's training data: the pool's images for
             a ``pool`` generator, whose labels are never read).
@@ -73,19 +75,36 @@ class GenerativeStep:
             labelled shots' classes over the bank and keep each walk within its image's class.
         detail: how much of each image's own detail the generated image keeps, in [0, 1]
             (encoder modes; see :class:`~genaug.transforms.GenerativeAugment`).
-        overrides: the inline overrides as written (kept for the canonical name).
     """
 
-    generator: str
     mode: str = "auto"
     p: float = 0.5
-    strength: float = 0.5
+    strength: float = 1.0
     schedule: str = "constant"
     order: str = "generative-first"
     k: int = 5
     hops: int = 1
     guide: bool = False
     detail: float = 0.0
+
+    def settings(self) -> dict[str, Any]:
+        """The augmentation fields as a dict."""
+        return {k: getattr(self, k) for k in AUGMENT_FIELDS}
+
+
+AUGMENT_FIELDS = tuple(f.name for f in dataclasses.fields(AugmentSettings))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerativeStep(AugmentSettings):
+    """The generative part of a recipe: a generator and its :class:`AugmentSettings`.
+
+    Attributes:
+        generator: the registered generator name the part names (``vae``, ``test_vae``...).
+        overrides: the inline overrides as written (kept for the canonical name).
+    """
+
+    generator: str
     overrides: tuple[tuple[str, str], ...] = ()
 
     def p_at(self, fraction: float) -> float:
@@ -95,9 +114,6 @@ class GenerativeStep:
         if self.schedule == "warmup":
             return self.p * fraction
         return self.p
-
-    def settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _OVERRIDABLE}
 
 
 @dataclass(frozen=True)
@@ -165,7 +181,7 @@ def split_conditions(text: str) -> list[str]:
         if not piece:
             continue
         key, eq, _ = piece.partition("=")
-        if eq and key.strip() in _OVERRIDABLE and conditions and "@" in conditions[-1]:
+        if eq and key.strip() in AUGMENT_FIELDS and conditions and "@" in conditions[-1]:
             conditions[-1] += "," + piece
         else:
             conditions.append(piece)
@@ -222,15 +238,17 @@ def parse_condition(
             for item in filter(None, (o.strip() for o in options.split(","))):
                 key, eq, value = item.partition("=")
                 key = key.strip()
-                if not eq or key not in _OVERRIDABLE:
+                if not eq or key not in AUGMENT_FIELDS:
                     raise GenaugError(
                         f"condition {condition!r}: cannot read {item!r}; write key=value with "
-                        f"a key among {', '.join(_OVERRIDABLE)}."
+                        f"a key among {', '.join(AUGMENT_FIELDS)}."
                     )
                 settings[key] = _parse_value(key, value.strip(), condition)
                 overrides.append((key, value.strip()))
-            step_args = {k: v for k, v in settings.items() if k in _OVERRIDABLE}
-            generative = GenerativeStep(name, overrides=tuple(sorted(overrides)), **step_args)
+            step_args = {k: v for k, v in settings.items() if k in AUGMENT_FIELDS}
+            generative = GenerativeStep(
+                generator=name, overrides=tuple(sorted(overrides)), **step_args
+            )
             if generative.schedule not in SCHEDULES or generative.order not in ORDERS:
                 raise GenaugError(
                     f"condition {condition!r}: schedule must be one of {', '.join(SCHEDULES)} "
