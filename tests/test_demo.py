@@ -29,8 +29,12 @@ def test_the_demo_measures_what_the_readme_promises():
     assert config.generator_data == ["pool"]  # the VAE never sees a pool label
     assert config.model == "resnet10t" and config.steps == 300
     arms = plan_arms(config, load_dataset("digits", image_size=16))
-    modes = {a.recipe.generative.mode for a in arms if a.recipe.generative}
-    assert modes == {"neighbour"}
+    walks = {
+        (a.recipe.generative.mode, a.recipe.generative.hops, a.recipe.generative.guide)
+        for a in arms
+        if a.recipe.generative
+    }
+    assert walks == {("neighbour", 6, True)}  # the guided walk of digits-guided.md
 
 
 def test_the_demo_runs_end_to_end_and_prints_its_table(tmp_path, monkeypatch, capsys):
