@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             distributed.shutdown()
     ran = result.summary["config"]
-    scope = _scope(full.to_dict(), ran, _relative(config_path))
+    counts = {k: result.summary.get(k, 0) for k in ("runs_found", "runs_expected")}
+    scope = _scope(full.to_dict(), {**ran, **counts}, _relative(config_path))
     if args.note:
         scope += f"\n**How it ran.** {args.note}\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -130,6 +131,7 @@ def merge_benches(out: Path, parts: list[Path], config_path: Path) -> None:
             raise SystemExit(f"{part} holds a bench with other settings ({', '.join(changed)}).")
         for key in ("shots", "conditions", "generator_data"):
             saved[key] = saved[key] + [v for v in other[key] if v not in saved[key]]
+        saved["generators"] = {**(other.get("generators") or {}), **(saved.get("generators") or {})}
         new = [r for k, r in read_runs(part / RUNS_NAME).items() if k not in done]
         with open(out / RUNS_NAME, "a") as f:
             f.writelines(json.dumps(r) + "\n" for r in new)
@@ -167,6 +169,11 @@ def _scope(full: dict, ran: dict, config_name: str) -> str:
         for what, items in missing.items():
             if items:
                 lines.append(f"Not run: {what} {', '.join(map(str, items))}.")
+    elif ran.get("runs_found", 0) < ran.get("runs_expected", 0):
+        lines.append(
+            "This publication covers every axis of it but not every cell: the lines 'Not run at "
+            "this shot count' below name the cells left out."
+        )
     else:
         lines.append("This publication ran all of it.")
     return " ".join(lines) + "\n"
