@@ -151,6 +151,15 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
     )
     image = (torch.rand(16, 16, 1) * 255).to(torch.uint8).numpy()
     assert loaded(image=image)["image"].shape == image.shape
+    # A guided walk (the guide as a dataset spec) round-trips too; it then needs the label.
+    guided = AlbumentationsGenerativeAugment(
+        str(tmp_path / "vae"), mode="neighbour", neighbours="digits", neighbours_guide="digits"
+    )
+    A.save(A.Compose([guided]), str(tmp_path / "guided.json"))
+    loaded = A.load(str(tmp_path / "guided.json")).transforms[0]
+    assert loaded.neighbours_guide == "digits"
+    loaded.p = 1.0
+    assert loaded(image=image, label=3)["image"].shape == image.shape
     with pytest.raises(GenaugError, match="dataset spec"):
         AlbumentationsGenerativeAugment(str(tmp_path / "vae"), neighbours=torch.rand(4, 1, 8, 8))
 

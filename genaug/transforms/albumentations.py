@@ -26,7 +26,13 @@ from torch.utils.data import get_worker_info
 from genaug.errors import GenaugError
 from genaug.models.base import Generator, family_class
 from genaug.models.checkpoint import read_generator_config
-from genaug.transforms.core import GenerativeAugment, check_fraction, mix_seeds, resolve_mode
+from genaug.transforms.core import (
+    GenerativeAugment,
+    check_detail,
+    check_fraction,
+    mix_seeds,
+    resolve_mode,
+)
 
 try:
     import albumentations as A
@@ -116,13 +122,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 f"{type(neighbours_guide).__name__}."
             )
         self.neighbours_guide = neighbours_guide
-        self.detail = check_fraction(detail, "detail")
-        if self.detail > 0 and self.mode == "resample":
-            raise GenaugError(
-                "detail keeps an image's own detail, but mode 'resample' draws new images "
-                "without reading them; use detail=0, or an encoder mode (perturb, interpolate, "
-                "neighbour)."
-            )
+        self.detail = check_detail(detail, self.mode)
 
     # ------------------------------------------------------------------ the generator, lazily
     def _core(self) -> GenerativeAugment:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,13 +36,13 @@ from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.transforms import functional as F
 from genaug.transforms._holder import GeneratorHolder
+from genaug.transforms._inputs import Prepared, prepare_batch
 from genaug.transforms.neighbours import LatentBank, build_latent_bank
 
 __all__ = ["MODES", "PRECISIONS", "GenerativeAugment", "resolve_mode", "supported_modes"]
 
 MODES = ("perturb", "resample", "interpolate", "neighbour")
 PRECISIONS = ("auto", "float32", "bfloat16")
-_RANGE_TOLERANCE = 0.05  # float pixels this far outside [0, 1] are clamped; further is an error
 
 
 def supported_modes(has_encoder: bool, conditional: bool) -> list[str]:
@@ -79,18 +79,20 @@ def check_fraction(value: Any, name: str) -> float:
     return value
 
 
+def check_detail(value: Any, mode: str) -> float:
+    """``detail`` as a float in [0, 1]; only the encoder modes read an image to keep its detail."""
+    detail = check_fraction(value, "detail")
+    if detail > 0 and mode == "resample":
+        raise GenaugError(
+            "detail keeps an image's own detail, but mode 'resample' draws new images without "
+            "reading them; use detail=0, or an encoder mode (perturb, interpolate, neighbour)."
+        )
+    return detail
+
+
 def mix_seeds(seed: int, other: int) -> int:
     """A 63-bit seed from two integers (a transform's seed and a DataLoader worker's seed)."""
     return (seed * 6364136223846793005 + other * 1442695040888963407 + 1) % (2**63)
-
-
-class _Prepared(NamedTuple):
-    """A batch made ready for the generator, and what is needed to give it back as it came."""
-
-    batch: Tensor  # the caller's images, untouched
-    work: Tensor  # (B, C_gen, S, S) float32 in [0, 1] on the generator's device (if converted)
-    classes: Tensor | None  # (B,) long on the generator's device, or None
-    model: Generator
 
 
 class GenerativeAugment(nn.Module):
@@ -158,13 +160,7 @@ class GenerativeAugment(nn.Module):
         self.mode = resolve_mode(mode, model.has_encoder, model.conditional, model.family)
         self.p = check_fraction(p, "p")
         self.strength = check_fraction(strength, "strength")
-        self.detail = check_fraction(detail, "detail")
-        if self.detail > 0 and self.mode == "resample":
-            raise GenaugError(
-                "detail keeps an image's own detail, but mode 'resample' draws new images "
-                "without reading them; use detail=0, or an encoder mode (perturb, interpolate, "
-                "neighbour)."
-            )
+        self.detail = check_detail(detail, self.mode)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise GenaugError(f"seed must be an integer or None, got {seed!r}.")
         self.seed = None if seed is None else int(seed)
@@ -270,7 +266,7 @@ class GenerativeAugment(nn.Module):
         return self._make_params(self._prepare(batch, labels, convert=False), generator)
 
     def _make_params(
-        self, prepared: _Prepared, generator: torch.Generator | None = None
+        self, prepared: Prepared, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         n = prepared.batch.shape[0]
         model = prepared.model
@@ -309,7 +305,7 @@ class GenerativeAugment(nn.Module):
         """Transform ``batch`` with the given parameters (from :meth:`make_params`)."""
         return self._run(self._prepare(batch, labels), params)
 
-    def _run(self, prepared: _Prepared, params: dict[str, Tensor]) -> Tensor:
+    def _run(self, prepared: Prepared, params: dict[str, Tensor]) -> Tensor:
         batch, model = prepared.batch, prepared.model
         self._check_params(params, batch.shape[0], model.latent_dim)
         device = model.device
@@ -367,7 +363,7 @@ class GenerativeAugment(nn.Module):
             self._compiled = torch.compile(kernel, options={"freezing": True})
         return self._compiled
 
-    def _generate(self, prepared: _Prepared, params: dict[str, Tensor], rows: Tensor | None):
+    def _generate(self, prepared: Prepared, params: dict[str, Tensor], rows: Tensor | None):
         model, work, classes = prepared.model, prepared.work, prepared.classes
         device = model.device
         noise = params["noise"].to(device=device, dtype=work.dtype)
@@ -411,119 +407,10 @@ class GenerativeAugment(nn.Module):
         )
 
     # ------------------------------------------------------------------ checking inputs
-    def _prepare(self, batch: Any, labels: Any, convert: bool = True) -> _Prepared:
-        """Check a batch and its labels; with ``convert``, also the pixels, and make ``work``."""
-        owner = self.owner
+    def _prepare(self, batch: Any, labels: Any, convert: bool = True) -> Prepared:
+        guided = self.bank is not None and self.bank.labels is not None
         model = self.holder.current()
-        if not isinstance(batch, Tensor):
-            raise GenaugError(
-                f"{owner} expects a torch.Tensor of images shaped (B, C, H, W), got "
-                f"{type(batch).__name__}; convert it first (or use the torchvision or "
-                "Albumentations adapter, which take PIL images and arrays)."
-            )
-        if batch.ndim != 4:
-            raise GenaugError(
-                f"{owner} expects images shaped (B, C, H, W), got shape {tuple(batch.shape)}; "
-                "add a batch dimension with images.unsqueeze(0)."
-            )
-        n, channels, height, width = batch.shape
-        if n == 0:
-            raise GenaugError(f"{owner} got an empty batch (0 images); pass at least one image.")
-        if channels not in (1, 3):
-            raise GenaugError(
-                f"{owner} got images with {channels} channels, shape {tuple(batch.shape)}; "
-                f"expected 1 (gray) or 3 (RGB) channels in dim 1 (the generator makes "
-                f"{model.channels}); drop alpha or extra channels, or permute HWC to CHW."
-            )
-        if height == 0 or width == 0:
-            raise GenaugError(
-                f"{owner} got images of size {height}x{width}; they must not be empty."
-            )
-        if batch.dtype != torch.uint8 and not batch.is_floating_point():
-            raise GenaugError(
-                f"{owner} got images of dtype {batch.dtype}; expected uint8 (0..255) or float "
-                "(0..1), so cast them to one of those."
-            )
-        classes = self._check_labels(labels, n, model)
-        if not convert:  # enough to draw parameters
-            return _Prepared(batch, batch, classes, model)
-        work = to_float_images(batch)
-        if batch.is_floating_point():
-            finite, low, high = torch.stack(
-                [torch.isfinite(work).all().float(), *torch.aminmax(work)]
-            ).tolist()  # one host sync per batch
-            if not finite:
-                raise GenaugError(
-                    f"{owner} got NaN or infinite pixel values; clean the images (for example "
-                    "with torch.nan_to_num) before augmenting."
-                )
-            if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
-                raise GenaugError(
-                    f"{owner} expects float images in [0, 1], got values from {low:.3g} to "
-                    f"{high:.3g}; divide 0-255 images by 255, and place the transform before "
-                    "Normalize (or give GenerativeMix the mean and std)."
-                )
-        work = work.to(model.device, non_blocking=True).clamp(0.0, 1.0)
-        work = convert_channels(work, model.channels)
-        work = resize_images(work, model.image_size)  # (B, C_gen, S, S)
-        work = work.contiguous(memory_format=torch.channels_last)  # what the convolutions prefer
-        return _Prepared(batch, work, classes, model)
-
-    def _check_labels(self, labels: Any, n: int, model: Generator) -> Tensor | None:
-        owner, mode = self.owner, self.mode
-        if labels is None:
-            if self.bank is not None and self.bank.labels is not None and not model.conditional:
-                raise GenaugError(
-                    f"{owner}: the neighbour walk was given a guide, so it stays within each "
-                    "image's class and needs one class label per image, and none was given; "
-                    "pass the labels (an (image, label) sample, or labels=...)."
-                )
-            if model.conditional:
-                raise GenaugError(
-                    f"{owner}: the {model.family} generator is conditional, so mode {mode!r} "
-                    "needs one class label per image, and none was given; pass the labels "
-                    "(an (image, label) sample, or labels=...)."
-                )
-            return None
-        if not model.conditional and mode == "resample":
-            raise GenaugError(
-                f"{owner}: an unconditional {model.family} generator cannot resample a labelled "
-                "image (its sample has no known class); use a conditional generator, another "
-                "mode, or pass no labels (unlabelled data)."
-            )
-        try:
-            tensor = torch.as_tensor(np.asarray(labels) if isinstance(labels, list) else labels)
-        except (TypeError, ValueError, RuntimeError):
-            raise GenaugError(
-                f"{owner} expects labels as class indices (B,) or soft labels (B, num_classes), "
-                f"got {type(labels).__name__}; pass a tensor or a list of ints."
-            ) from None
-        if tensor.ndim == 0:
-            tensor = tensor.reshape(1)
-        if tensor.ndim == 2 and tensor.is_floating_point():  # soft labels (Mixup, smoothing)
-            if model.conditional and tensor.shape[1] != model.num_classes:
-                raise GenaugError(
-                    f"{owner} got soft labels over {tensor.shape[1]} classes; the generator "
-                    f"knows {model.num_classes}, so give labels shaped (B, {model.num_classes})."
-                )
-            tensor = tensor.argmax(dim=1)
-        elif tensor.ndim != 1 or tensor.is_floating_point() or tensor.dtype == torch.bool:
-            raise GenaugError(
-                f"{owner} expects labels as integer class indices (B,) or soft labels "
-                f"(B, num_classes), got {tensor.dtype} of shape {tuple(tensor.shape)}."
-            )
-        if tensor.shape[0] != n:
-            raise GenaugError(
-                f"{owner} got {tensor.shape[0]} labels for {n} images; give one label per image."
-            )
-        if model.conditional:
-            low, high = torch.stack([tensor.min(), tensor.max()]).tolist()
-            if low < 0 or high >= model.num_classes:
-                raise GenaugError(
-                    f"{owner} got labels from {low} to {high}, but the generator knows classes "
-                    f"0 to {model.num_classes - 1}; map the labels into that range."
-                )
-        return tensor.long().to(model.device)
+        return prepare_batch(batch, labels, model, self.owner, self.mode, guided, convert)
 
     def _check_params(self, params: Any, n: int, latent_dim: int) -> None:
         extra = {"interpolate": ("mix", "partner"), "neighbour": ("mix", "choice")}

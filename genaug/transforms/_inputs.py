@@ -1,0 +1,153 @@
+"""Checking what a generative transform is given: images, labels, and making the batch ready
+for the generator (float32 in [0, 1], its channels and size, on its device)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genaug.data.convert import convert_channels, resize_images, to_float_images
+from genaug.errors import GenaugError
+from genaug.models.base import Generator
+
+__all__ = ["RANGE_TOLERANCE", "Prepared", "check_labels", "prepare_batch"]
+
+RANGE_TOLERANCE = 0.05  # float pixels this far outside [0, 1] are clamped; further is an error
+
+
+class Prepared(NamedTuple):
+    """A batch made ready for the generator, and what is needed to give it back as it came."""
+
+    batch: Tensor  # the caller's images, untouched
+    work: Tensor  # (B, C_gen, S, S) float32 in [0, 1] on the generator's device (if converted)
+    classes: Tensor | None  # (B,) long on the generator's device, or None
+    model: Generator
+
+
+def prepare_batch(
+    batch: Any,
+    labels: Any,
+    model: Generator,
+    owner: str,
+    mode: str,
+    guided: bool = False,
+    convert: bool = True,
+) -> Prepared:
+    """Check a batch and its labels; with ``convert``, also the pixels, and make ``work``.
+
+    ``owner`` names the transform in error messages; ``guided``: the neighbour walk has a
+    guide (it then needs labels even for an unconditional generator).
+    """
+    if not isinstance(batch, Tensor):
+        raise GenaugError(
+            f"{owner} expects a torch.Tensor of images shaped (B, C, H, W), got "
+            f"{type(batch).__name__}; convert it first (or use the torchvision or "
+            "Albumentations adapter, which take PIL images and arrays)."
+        )
+    if batch.ndim != 4:
+        raise GenaugError(
+            f"{owner} expects images shaped (B, C, H, W), got shape {tuple(batch.shape)}; "
+            "add a batch dimension with images.unsqueeze(0)."
+        )
+    n, channels, height, width = batch.shape
+    if n == 0:
+        raise GenaugError(f"{owner} got an empty batch (0 images); pass at least one image.")
+    if channels not in (1, 3):
+        raise GenaugError(
+            f"{owner} got images with {channels} channels, shape {tuple(batch.shape)}; "
+            f"expected 1 (gray) or 3 (RGB) channels in dim 1 (the generator makes "
+            f"{model.channels}); drop alpha or extra channels, or permute HWC to CHW."
+        )
+    if height == 0 or width == 0:
+        raise GenaugError(f"{owner} got images of size {height}x{width}; they must not be empty.")
+    if batch.dtype != torch.uint8 and not batch.is_floating_point():
+        raise GenaugError(
+            f"{owner} got images of dtype {batch.dtype}; expected uint8 (0..255) or float "
+            "(0..1), so cast them to one of those."
+        )
+    classes = check_labels(labels, n, model, owner, mode, guided)
+    if not convert:  # enough to draw parameters
+        return Prepared(batch, batch, classes, model)
+    work = to_float_images(batch)
+    if batch.is_floating_point():
+        finite, low, high = torch.stack(
+            [torch.isfinite(work).all().float(), *torch.aminmax(work)]
+        ).tolist()  # one host sync per batch
+        if not finite:
+            raise GenaugError(
+                f"{owner} got NaN or infinite pixel values; clean the images (for example "
+                "with torch.nan_to_num) before augmenting."
+            )
+        if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+            raise GenaugError(
+                f"{owner} expects float images in [0, 1], got values from {low:.3g} to "
+                f"{high:.3g}; divide 0-255 images by 255, and place the transform before "
+                "Normalize (or give GenerativeMix the mean and std)."
+            )
+    work = work.to(model.device, non_blocking=True).clamp(0.0, 1.0)
+    work = convert_channels(work, model.channels)
+    work = resize_images(work, model.image_size)  # (B, C_gen, S, S)
+    work = work.contiguous(memory_format=torch.channels_last)  # what the convolutions prefer
+    return Prepared(batch, work, classes, model)
+
+
+def check_labels(
+    labels: Any, n: int, model: Generator, owner: str, mode: str, guided: bool = False
+) -> Tensor | None:
+    """Labels as (B,) long class indices on the generator's device (None when not given)."""
+    if labels is None:
+        if guided and not model.conditional:
+            raise GenaugError(
+                f"{owner}: the neighbour walk was given a guide, so it stays within each "
+                "image's class and needs one class label per image, and none was given; "
+                "pass the labels (an (image, label) sample, or labels=...)."
+            )
+        if model.conditional:
+            raise GenaugError(
+                f"{owner}: the {model.family} generator is conditional, so mode {mode!r} "
+                "needs one class label per image, and none was given; pass the labels "
+                "(an (image, label) sample, or labels=...)."
+            )
+        return None
+    if not model.conditional and mode == "resample":
+        raise GenaugError(
+            f"{owner}: an unconditional {model.family} generator cannot resample a labelled "
+            "image (its sample has no known class); use a conditional generator, another "
+            "mode, or pass no labels (unlabelled data)."
+        )
+    try:
+        tensor = torch.as_tensor(np.asarray(labels) if isinstance(labels, list) else labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise GenaugError(
+            f"{owner} expects labels as class indices (B,) or soft labels (B, num_classes), "
+            f"got {type(labels).__name__}; pass a tensor or a list of ints."
+        ) from None
+    if tensor.ndim == 0:
+        tensor = tensor.reshape(1)
+    if tensor.ndim == 2 and tensor.is_floating_point():  # soft labels (Mixup, smoothing)
+        if model.conditional and tensor.shape[1] != model.num_classes:
+            raise GenaugError(
+                f"{owner} got soft labels over {tensor.shape[1]} classes; the generator "
+                f"knows {model.num_classes}, so give labels shaped (B, {model.num_classes})."
+            )
+        tensor = tensor.argmax(dim=1)
+    elif tensor.ndim != 1 or tensor.is_floating_point() or tensor.dtype == torch.bool:
+        raise GenaugError(
+            f"{owner} expects labels as integer class indices (B,) or soft labels "
+            f"(B, num_classes), got {tensor.dtype} of shape {tuple(tensor.shape)}."
+        )
+    if tensor.shape[0] != n:
+        raise GenaugError(
+            f"{owner} got {tensor.shape[0]} labels for {n} images; give one label per image."
+        )
+    if model.conditional:
+        low, high = torch.stack([tensor.min(), tensor.max()]).tolist()
+        if low < 0 or high >= model.num_classes:
+            raise GenaugError(
+                f"{owner} got labels from {low} to {high}, but the generator knows classes "
+                f"0 to {model.num_classes - 1}; map the labels into that range."
+            )
+    return tensor.long().to(model.device)
