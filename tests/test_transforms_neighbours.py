@@ -10,6 +10,7 @@ from helpers import make_generator, neighbour_bank, single_thread  # noqa: F401
 
 from genaug.data import load_dataset
 from genaug.errors import GenaugError
+from genaug.eval.recipes import parse_condition
 from genaug.transforms import GenerativeAugment
 from genaug.transforms import functional as F
 from genaug.transforms.neighbours import build_latent_bank
@@ -105,6 +106,27 @@ def test_bad_neighbour_settings_are_refused_clearly():
         )
     with pytest.raises(GenaugError, match="cannot do mode 'neighbour'"):
         GenerativeAugment(make_generator("test_gan"), mode="neighbour", neighbours="digits")
+    with pytest.raises(GenaugError, match="neighbours_walk must be one of partway, whole"):
+        GenerativeAugment(unconditional, mode="neighbour", neighbours="digits", neighbours_walk="x")
+    with pytest.raises(GenaugError, match="used by mode 'neighbour' only"):
+        GenerativeAugment(unconditional, mode="perturb", neighbours_walk="whole")
+    with pytest.raises(GenaugError, match="unknown walk 'far'"):
+        parse_condition("vae@mode=neighbour,walk=far", ["vae"])
+
+
+def test_a_whole_walk_goes_strength_of_the_way_every_time(digits):
+    model = make_generator("test_vae", num_classes=0)
+    bank, images = digits.images[:200], digits.images[200:208]
+    whole = GenerativeAugment(
+        model, mode="neighbour", neighbours=bank, neighbours_walk="whole", strength=0.7, seed=0
+    )
+    params = whole.make_params(images)
+    assert torch.equal(params["mix"], torch.ones(8))  # t = strength x 1 for every image
+    partway = GenerativeAugment(model, mode="neighbour", neighbours=bank, strength=0.7, seed=0)
+    assert not torch.equal(partway.make_params(images)["mix"], torch.ones(8))
+    torch.testing.assert_close(whole(images, params=params), partway(images, params=params))
+    step = parse_condition("randaugment+vae@mode=neighbour,walk=whole", ["vae"]).generative
+    assert step is not None and step.walk == "whole"
 
 
 def test_further_hops_follow_the_banks_own_neighbour_graph(digits):
@@ -139,15 +161,18 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
         neighbours="digits",
         neighbours_k=3,
         neighbours_hops=2,
+        neighbours_walk="whole",
         p=1.0,
     )
     A.save(A.Compose([aug]), str(tmp_path / "pipe.yaml"), data_format="yaml")
     loaded = A.load(str(tmp_path / "pipe.yaml"), data_format="yaml").transforms[0]
-    assert (loaded.mode, loaded.neighbours, loaded.neighbours_k, loaded.neighbours_hops) == (
+    settings = ("mode", "neighbours", "neighbours_k", "neighbours_hops", "neighbours_walk")
+    assert tuple(getattr(loaded, name) for name in settings) == (
         "neighbour",
         "digits",
         3,
         2,
+        "whole",
     )
     image = (torch.rand(16, 16, 1) * 255).to(torch.uint8).numpy()
     assert loaded(image=image)["image"].shape == image.shape

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from genaug.data.convert import to_uint8_images
 from genaug.errors import GenaugError
+from genaug.transforms.core import WALKS
 
 __all__ = [
     "AUGMENT_FIELDS",
@@ -75,6 +76,8 @@ class AugmentSettings:
             labelled shots' classes over the bank and keep each walk within its image's class.
         detail: how much of each image's own detail the generated image keeps, in [0, 1]
             (encoder modes; see :class:`~genaug.transforms.GenerativeAugment`).
+        walk: for mode ``neighbour``, ``partway`` (a random share of ``strength`` of the way)
+            or ``whole`` (all of it: with strength 1 and detail 1 the real bank image itself).
     """
 
     mode: str = "auto"
@@ -86,6 +89,7 @@ class AugmentSettings:
     hops: int = 1
     guide: bool = False
     detail: float = 0.0
+    walk: str = "partway"
 
     def settings(self) -> dict[str, Any]:
         """The augmentation fields as a dict."""
@@ -162,6 +166,10 @@ def _parse_value(key: str, text: str, condition: str) -> Any:
     if key == "schedule" and text not in SCHEDULES:
         raise GenaugError(
             f"condition {condition!r}: unknown schedule {text!r}; use one of {', '.join(SCHEDULES)}."
+        )
+    if key == "walk" and text not in WALKS:
+        raise GenaugError(
+            f"condition {condition!r}: unknown walk {text!r}; use one of {', '.join(WALKS)}."
         )
     if key == "order" and text not in ORDERS:
         raise GenaugError(
@@ -348,6 +356,7 @@ class GenerativeStage:
             neighbours_k=step.k,
             neighbours_hops=step.hops,
             neighbours_guide=guide if step.mode == "neighbour" and step.guide else None,
+            neighbours_walk=step.walk if step.mode == "neighbour" else "partway",
             detail=step.detail,
         )
 

@@ -27,6 +27,7 @@ from genaug.errors import GenaugError
 from genaug.models.base import Generator, family_class
 from genaug.models.checkpoint import read_generator_config
 from genaug.transforms.core import (
+    WALKS,
     GenerativeAugment,
     check_detail,
     check_fraction,
@@ -60,6 +61,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
             toward (``imagefolder:PATH``: serialisable), encoded once per process on first use.
         neighbours_guide: a dataset spec of labelled images that keeps the walk within the
             image's class (as for ``GenerativeAugment``; needs ``label_key``).
+        neighbours_walk: ``partway`` or ``whole`` (as for ``GenerativeAugment``).
         detail: how much of the image's own detail to keep, in [0, 1] (encoder modes; see
             :class:`~genaug.transforms.core.GenerativeAugment`).
     """
@@ -75,6 +77,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
         neighbours_guide: str | None = None,
+        neighbours_walk: str = "partway",
         detail: float = 0.0,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
@@ -122,6 +125,11 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 f"{type(neighbours_guide).__name__}."
             )
         self.neighbours_guide = neighbours_guide
+        if neighbours_walk not in WALKS:
+            raise GenaugError(
+                f"neighbours_walk must be one of {', '.join(WALKS)}, got {neighbours_walk!r}."
+            )
+        self.neighbours_walk = neighbours_walk
         self.detail = check_detail(detail, self.mode)
 
     # ------------------------------------------------------------------ the generator, lazily
@@ -137,6 +145,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 neighbours_k=self.neighbours_k,
                 neighbours_hops=self.neighbours_hops,
                 neighbours_guide=self.neighbours_guide,
+                neighbours_walk=self.neighbours_walk,
                 detail=self.detail,
             )
             augment.owner = type(self).__name__

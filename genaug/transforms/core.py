@@ -39,9 +39,10 @@ from genaug.transforms._holder import GeneratorHolder
 from genaug.transforms._inputs import Prepared, prepare_batch
 from genaug.transforms.neighbours import LatentBank, build_latent_bank
 
-__all__ = ["MODES", "PRECISIONS", "GenerativeAugment", "resolve_mode", "supported_modes"]
+__all__ = ["MODES", "PRECISIONS", "WALKS", "GenerativeAugment", "resolve_mode", "supported_modes"]
 
 MODES = ("perturb", "resample", "interpolate", "neighbour")
+WALKS = ("partway", "whole")  # how far a neighbour walk goes: t ~ U(0, strength), or t = strength
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -122,12 +123,20 @@ class GenerativeAugment(nn.Module):
             labels, e.g. the few labelled ones, or a dataset spec) whose classes spread over the
             bank along its nearest neighbours, so the walk stays within each image's class
             (the transform then needs the labels).
+        neighbours_walk: ``partway`` (each walk goes a uniform random share of ``strength``
+            of the way) or ``whole`` (every walk goes ``strength`` of the way: with
+            ``strength=1`` it reaches the bank image's latent, and with ``detail=1`` the real
+            bank image itself: the generator then only chooses, through its latent space,
+            which real image stands in for the labelled one).
         detail: in [0, 1], how much of the image's own detail to keep (encoder modes only):
             ``output = generated + detail * (image - reconstruction)``, at the image's own size.
             A generator's images are smoother than real ones (a VAE's blur); with ``detail=1``
             the change the generator makes is moved onto the real image, so its sharp edges
             and fine texture stay (and an image larger than the generator keeps its
-            resolution). 0 (the default) outputs the generated image as it is.
+            resolution). 0 (the default) outputs the generated image as it is. In mode
+            ``neighbour`` the detail moves with the walk: a walk of ``t`` toward a bank image
+            keeps ``(1 - t)`` of the image's detail and takes ``t`` of the bank image's, so a
+            whole walk with ``detail=1`` reaches the real bank image itself.
 
     Images of another size are resized to the generator's and back; gray <-> RGB is converted.
     The output keeps the input's dtype, device, size and channel count; the input is not
@@ -151,6 +160,7 @@ class GenerativeAugment(nn.Module):
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
         neighbours_guide: Any = None,
+        neighbours_walk: str = "partway",
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -181,6 +191,11 @@ class GenerativeAugment(nn.Module):
         self._compiled: Callable[..., Tensor] | None = None
         self.last_params: dict[str, Tensor] | None = None
         self.bank: LatentBank | None = None
+        if neighbours_walk not in WALKS:
+            raise GenaugError(
+                f"neighbours_walk must be one of {', '.join(WALKS)}, got {neighbours_walk!r}."
+            )
+        self.neighbours_walk = neighbours_walk
         if self.mode == "neighbour":
             if neighbours is None:
                 raise GenaugError(
@@ -188,12 +203,18 @@ class GenerativeAugment(nn.Module):
                     "(for example the unlabelled images the generator was trained on)."
                 )
             self.bank = build_latent_bank(
-                neighbours, model, neighbours_k, self.owner, neighbours_hops, neighbours_guide
+                neighbours,
+                model,
+                neighbours_k,
+                self.owner,
+                neighbours_hops,
+                neighbours_guide,
+                keep_images=self.detail > 0,
             )
-        elif neighbours is not None or neighbours_guide is not None:
+        elif neighbours is not None or neighbours_guide is not None or neighbours_walk != "partway":
             raise GenaugError(
                 f"neighbours are used by mode 'neighbour' only, and the mode is {self.mode!r}; "
-                "drop neighbours (and neighbours_guide) or pass mode='neighbour'."
+                "drop neighbours (and neighbours_guide, neighbours_walk) or pass mode='neighbour'."
             )
 
     @classmethod
@@ -210,6 +231,8 @@ class GenerativeAugment(nn.Module):
         extra = f"mode={self.mode!r}, p={self.p}, strength={self.strength}, seed={self.seed}"
         if self.detail:
             extra += f", detail={self.detail}"
+        if self.neighbours_walk != "partway":
+            extra += f", neighbours_walk={self.neighbours_walk!r}"
         if self.precision != "auto" or self.compile:
             extra += f", precision={self.precision!r}, compile={self.compile}"
         return extra
@@ -281,7 +304,8 @@ class GenerativeAugment(nn.Module):
             params["partner"] = F.pick_partners(prepared.classes, n, rng, device)  # (B,)
         elif self.mode == "neighbour":
             assert self.bank is not None
-            params["mix"] = torch.rand(n, generator=rng, device=device)  # (B,)
+            mix = torch.rand(n, generator=rng, device=device)  # (B,)
+            params["mix"] = torch.ones_like(mix) if self.neighbours_walk == "whole" else mix
             params["choice"] = torch.randint(  # (B, hops)
                 0, self.bank.k, (n, self.bank.hops), generator=rng, device=device
             )
@@ -320,12 +344,18 @@ class GenerativeAugment(nn.Module):
         with torch.inference_mode(), self._autocast(device):
             decoded = self._generate(prepared, params, rows)  # (n, C_gen, S, S), or a pair
             if self.detail > 0:
-                generated, reconstruction = (self._to_batch_layout(t, batch) for t in decoded)
+                generated, reconstruction, *walked = decoded
+                generated = self._to_batch_layout(generated, batch)
+                reconstruction = self._to_batch_layout(reconstruction, batch)
                 # The image's own detail: what the generator's reconstruction misses.
                 original = batch if rows is None else batch[rows.to(batch.device)]
                 original = to_float_images(original).to(generated.device)
-                generated = generated + self.detail * (original - reconstruction)
-                generated = generated.clamp(0.0, 1.0)
+                detail = original - reconstruction
+                if walked:  # a walk: the detail moves toward the bank image's, with the walk
+                    borrowed, own_share = walked
+                    own_share = own_share.float().view(-1, 1, 1, 1)
+                    detail = own_share * detail + self._to_batch_layout(borrowed, batch)
+                generated = (generated + self.detail * detail).clamp(0.0, 1.0)
             else:
                 generated = self._to_batch_layout(decoded, batch)
             if batch.dtype == torch.uint8:
@@ -379,7 +409,7 @@ class GenerativeAugment(nn.Module):
             return kernel(model, pick(classes), pick(noise), self.strength)
         if self.mode == "neighbour":
             assert self.bank is not None
-            bank, bank_labels, graph = self.bank.on(device)
+            bank, bank_labels, graph, bank_images = self.bank.on(device)
             choice, mix = params["choice"].to(device), params["mix"].to(device)
             return kernel(
                 model,
@@ -393,6 +423,7 @@ class GenerativeAugment(nn.Module):
                 self.bank.k,
                 graph,
                 reconstruct,
+                bank_images,
             )
         return kernel(
             model,

@@ -24,7 +24,9 @@ its arguments. ``strength`` in [0, 1] is the one magnitude knob; its meaning per
 The encoder modes (``perturb``, ``interpolate``, ``neighbour``) can also return the decoded
 reconstruction of each image (``reconstruct=True``): the caller adds back the image's detail the
 generator cannot draw, ``image - reconstruction`` (see ``detail`` in
-:class:`~genaug.transforms.GenerativeAugment`).
+:class:`~genaug.transforms.GenerativeAugment`). A ``neighbour`` walk given the bank images
+also returns the detail of the bank image it walks toward, so the real detail moves with the
+walk: ``(1 - t) x`` the image's own plus ``t x`` the bank image's.
 
 Labels are class indices ``(B,)`` (or None for an unconditional generator); they are preserved.
 """
@@ -205,7 +207,8 @@ def neighbour(
     k: int,
     graph: Tensor | None = None,
     reconstruct: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+    bank_images: Tensor | None = None,
+) -> Tensor | tuple[Tensor, ...]:
     """Walk each image's latent toward a bank latent a few nearest-neighbour hops away, decode.
 
     Args:
@@ -217,9 +220,14 @@ def neighbour(
             hop 1 goes to one of the image's nearest bank images, each further hop to one of
             that image's nearest (reaching further images, with a higher risk of another class).
         reconstruct: also return the decoded reconstruction of each image.
+        bank_images: (N, C, S, S) uint8, the bank images; with ``reconstruct``, the walk also
+            carries the detail of the bank image it walks toward, in proportion to ``t``.
 
     Returns:
-        (B, C, S, S) in [0, 1] (and the reconstructions, with ``reconstruct``).
+        (B, C, S, S) in [0, 1]; with ``reconstruct`` also the reconstructions; with
+        ``bank_images`` as well, the quadruple (walked, reconstructions, borrowed detail
+        ``t * (bank image - its reconstruction)``, own share ``1 - t`` (B,)): the caller's
+        detail is then ``own share * (image - reconstruction) + borrowed``.
     """
     if choice.ndim == 1:
         choice = choice.unsqueeze(1)  # (B, 1): one hop
@@ -237,4 +245,15 @@ def neighbour(
         target = graph[target, step]
     t = strength * mix.to(z.dtype) * ok.to(z.dtype)  # (B,)
     z_walk = z + t.unsqueeze(1) * (bank[target].to(z.dtype) - z)
-    return decode_pair(generator, z_walk, z, labels, reconstruct)
+    if not reconstruct or bank_images is None:
+        return decode_pair(generator, z_walk, z, labels, reconstruct)
+    # Decode the walk, the image and the bank image reached in one call of 3B rows.
+    b = z.shape[0]
+    # A conditional bank holds only the image's class (the walk stays in it): same labels.
+    all_labels = None if labels is None else torch.cat([labels, labels, labels])
+    decoded = generator.decode(torch.cat([z_walk, z, bank[target].to(z.dtype)]), all_labels)
+    walked, own_reconstruction, target_reconstruction = decoded.split(b)  # (B, C, S, S) each
+    target_images = bank_images[target].float() / 255.0  # (B, C, S, S)
+    share = t.view(-1, 1, 1, 1)
+    borrowed = share * (target_images - target_reconstruction.float())
+    return walked, own_reconstruction, borrowed, 1.0 - t

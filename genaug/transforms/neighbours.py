@@ -16,16 +16,16 @@ class (``benchmarks/results/experiments.md``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from genaug.data.convert import convert_channels, resize_images, to_float_images
+from genaug.data.convert import convert_channels, resize_images, to_float_images, to_uint8_images
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 
-__all__ = ["LatentBank", "build_latent_bank", "propagate_labels"]
+__all__ = ["BankTensors", "LatentBank", "build_latent_bank", "propagate_labels"]
 
 _ENCODE_CHUNK = 256  # images encoded per call while building the bank
 _PROPAGATION_K = 10  # neighbours per node of the label-propagation graph
@@ -33,16 +33,35 @@ _PROPAGATION_ALPHA = 0.9  # share of a node's score that comes from its neighbou
 _PROPAGATION_STEPS = 50
 
 
+class BankTensors(NamedTuple):
+    """A bank's tensors on one device."""
+
+    latents: Tensor  # (N, D) float
+    labels: Tensor | None  # (N,) long
+    graph: Tensor | None  # (N, k) long, for hops > 1
+    images: Tensor | None  # (N, C, S, S) uint8 at the generator's size, for ``detail``
+
+
 class LatentBank:
     """Latent means (N, D) of the bank images (and their labels), kept on the CPU.
 
-    ``on(device)`` returns the tensors on a device, copied once per device: the CPU copy is the
-    one that pickles and the one a DataLoader worker uses, so no CUDA tensor reaches a worker.
+    ``images`` (N, C, S, S) uint8 at the generator's size, kept only when a walk needs the bank
+    images' own detail (``detail > 0``). ``on(device)`` returns the tensors on a device, copied
+    once per device: the CPU copy is the one that pickles and the one a DataLoader worker uses,
+    so no CUDA tensor reaches a worker.
     """
 
-    def __init__(self, latents: Tensor, labels: Tensor | None, k: int, hops: int = 1) -> None:
+    def __init__(
+        self,
+        latents: Tensor,
+        labels: Tensor | None,
+        k: int,
+        hops: int = 1,
+        images: Tensor | None = None,
+    ) -> None:
         self.latents = latents.detach().float().cpu().contiguous()  # (N, D)
         self.labels = None if labels is None else labels.detach().long().cpu()  # (N,)
+        self.images = None if images is None else images.detach().cpu().contiguous()
         self.k = k
         self.hops = hops
         self.graph: Tensor | None = None  # (N, k): each entry's k nearest others, for hops > 1
@@ -62,20 +81,19 @@ class LatentBank:
                 fallback = torch.where(found[:, :1], indices[:, :1], own)  # (chunk, 1)
                 rows.append(torch.where(found, indices, fallback))
             self.graph = torch.cat(rows)
-        self._copies: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {}
+        self._copies: dict[str, BankTensors] = {}
 
     def __len__(self) -> int:
         return self.latents.shape[0]
 
-    def on(self, device: torch.device) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """(latents, labels, graph) on ``device``."""
+    def on(self, device: torch.device) -> BankTensors:
+        """The bank's tensors on ``device``."""
+        tensors = BankTensors(self.latents, self.labels, self.graph, self.images)
         if device.type == "cpu":
-            return self.latents, self.labels, self.graph
+            return tensors
         key = str(device)
         if key not in self._copies:
-            labels = None if self.labels is None else self.labels.to(device)
-            graph = None if self.graph is None else self.graph.to(device)
-            self._copies[key] = (self.latents.to(device), labels, graph)
+            self._copies[key] = BankTensors(*(None if t is None else t.to(device) for t in tensors))
         return self._copies[key]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -156,8 +174,17 @@ def propagate_labels(latents: Tensor, guide_latents: Tensor, guide_labels: Tenso
     return labels
 
 
-def _encode(images: Tensor, labels: Tensor | None, model: Generator, owner: str) -> Tensor:
-    """Latent means (N, D) on the CPU, encoded in chunks without gradients."""
+def _encode(
+    images: Tensor,
+    labels: Tensor | None,
+    model: Generator,
+    owner: str,
+    kept: list[Tensor] | None = None,
+) -> Tensor:
+    """Latent means (N, D) on the CPU, encoded in chunks without gradients.
+
+    ``kept``: a list that receives the images as the generator saw them (uint8 chunks).
+    """
     chunks = []
     with torch.inference_mode():
         for start in range(0, images.shape[0], _ENCODE_CHUNK):
@@ -165,8 +192,11 @@ def _encode(images: Tensor, labels: Tensor | None, model: Generator, owner: str)
             x = resize_images(convert_channels(x, model.channels), model.image_size)
             if not bool(torch.isfinite(x).all()):
                 raise GenaugError(f"{owner}: neighbours hold NaN or infinite pixel values.")
+            x = x.clamp(0.0, 1.0)
+            if kept is not None:
+                kept.append(to_uint8_images(x).cpu())
             y = None if labels is None else labels[start : start + _ENCODE_CHUNK].to(model.device)
-            chunks.append(model.encode(x.clamp(0.0, 1.0), y).mean.float().cpu())
+            chunks.append(model.encode(x, y).mean.float().cpu())
     return torch.cat(chunks)
 
 
@@ -192,11 +222,14 @@ def build_latent_bank(
     owner: str,
     hops: int = 1,
     guide: Any = None,
+    keep_images: bool = False,
 ) -> LatentBank:
     """Encode ``neighbours`` with ``model`` into a :class:`LatentBank` (no gradients).
 
     ``guide``: labelled images whose classes spread over the bank (see
     :func:`propagate_labels`), for an unconditional generator: the walk then stays in the class.
+    ``keep_images``: also keep the bank images (uint8, at the generator's size), for a walk
+    that carries their detail (``detail > 0``).
     """
     for name, value in (("neighbours_k", k), ("neighbours_hops", hops)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -215,7 +248,8 @@ def build_latent_bank(
             "neighbours' labels; pass them as an ImageDataset with labels, or use an "
             "unconditional generator (one trained on unlabelled images)."
         )
-    latents = _encode(images, labels, model, owner)
+    kept: list[Tensor] | None = [] if keep_images else None
+    latents = _encode(images, labels, model, owner, kept)
     if guide is not None:
         if model.conditional:
             raise GenaugError(
@@ -224,4 +258,5 @@ def build_latent_bank(
             )
         guide_images, guide_labels = _guide_images(guide, model, owner)
         labels = propagate_labels(latents, _encode(guide_images, None, model, owner), guide_labels)
-    return LatentBank(latents, labels, k, hops)
+    bank_images = None if kept is None else torch.cat(kept)
+    return LatentBank(latents, labels, k, hops, bank_images)

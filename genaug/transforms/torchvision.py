@@ -80,8 +80,8 @@ class TorchvisionGenerativeAugment(v2.Transform):
             (``p`` is drawn per image; inside ``v2.RandomApply`` use ``p=1``).
         labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
             the sample and returning its label(s), or None (no labels: unconditional use only).
-        neighbours, neighbours_k, neighbours_hops, neighbours_guide: the bank of images mode
-            ``neighbour`` walks toward, and how (as for ``GenerativeAugment``).
+        neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk: the bank
+            of images mode ``neighbour`` walks toward, and how (as for ``GenerativeAugment``).
         detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
     Example::
@@ -103,6 +103,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
         neighbours_k: int = 5,
         neighbours_hops: int = 1,
         neighbours_guide: Any = None,
+        neighbours_walk: str = "partway",
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -116,6 +117,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
             neighbours_k=neighbours_k,
             neighbours_hops=neighbours_hops,
             neighbours_guide=neighbours_guide,
+            neighbours_walk=neighbours_walk,
             detail=detail,
         )
         self.augment.owner = type(self).__name__
