@@ -57,6 +57,11 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="learning rate (default: the family's)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--unlabeled", action="store_true", help="ignore labels: unconditional")
+    train.add_argument(
+        "--augment",
+        default="",
+        help="augment the training images: translation, color and/or cutout (comma list)",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
@@ -163,6 +168,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         unlabeled=args.unlabeled,
+        augment=args.augment,
         resume=args.resume,
         overwrite=args.overwrite,
         checkpoint_every=args.checkpoint_every,

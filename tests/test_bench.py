@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +241,25 @@ def test_named_generator_variants_train_their_own_generator(tmp_path):
     assert result.ran == 2
     folders = sorted(p.name for p in (tmp_path / "run" / "generators").iterdir())
     assert folders == ["test_vae-pool-seed0", "tiny_latent-pool-seed0"]
+
+
+def test_a_cached_generator_trained_otherwise_is_never_reused(tmp_path):
+    # A bench refuses changed generator settings itself; a generator folder copied in from
+    # another bench (to save its training) is checked against the run's settings as well.
+    def config(out: str, conditions: list[str], **settings):
+        generator = {"steps": 2, "batch_size": 8, **settings}
+        values = dict(seeds=[0], conditions=conditions, preview=0, resume=True)
+        return tiny_config(tmp_path / out, generators={"test_vae": generator}, **values)
+
+    run_bench(config("plain", ["test_vae"]))
+    shifted = config("shifted", ["none"], train_augment="translation")
+    run_bench(shifted)
+    shutil.copytree(tmp_path / "plain" / "generators", tmp_path / "shifted" / "generators")
+    shifted.conditions = ["none", "test_vae"]
+    with pytest.raises(GenaugError, match=r"trained with other settings \(augment\)"):
+        run_bench(shifted)
+    with pytest.raises(GenaugError, match="train_augment"):
+        config("x", ["none"], train_augment=3).validate()
 
 
 @pytest.mark.parametrize("source", ["pool", "labeled"])

@@ -75,6 +75,21 @@ def test_unlabeled_trains_an_unconditional_generator(tiny_config, digits16):
     assert load_generator(result.run_dir).num_classes == 0
 
 
+@pytest.mark.parametrize("model", FAMILY_TEST_MODELS)
+def test_training_augmentation_changes_what_the_generator_learns_and_repeats(
+    model, tiny_config, digits16, tmp_path
+):
+    plain = train(tiny_config(model, out=str(tmp_path / "plain")), dataset=digits16)
+    shifted = [
+        train(tiny_config(model, out=str(tmp_path / name), augment="translation"), dataset=digits16)
+        for name in ("a", "b")
+    ]
+    assert _weights_equal(shifted[0].model, shifted[1].model)  # deterministic on the CPU
+    assert not _weights_equal(plain.model, shifted[0].model)
+    saved = json.loads((shifted[0].run_dir / "run_config.json").read_text())
+    assert saved["augment"] == "translation"
+
+
 def test_dataset_without_labels_gives_unconditional(tiny_config, digits16):
     result = train(tiny_config(), dataset=digits16.without_labels())
     assert result.model.num_classes == 0
@@ -174,6 +189,7 @@ def test_overwrite_never_deletes_foreign_files(tiny_config, digits16, tmp_path):
         ("image_size", 48, "power of two"),
         ("channels", 2, "channels must be 1 or 3"),
         ("device", "tpu", "Unknown device 'tpu'"),
+        ("augment", "rotation", "Unknown DiffAugment operation 'rotation'"),
     ],
 )
 def test_bad_settings(tiny_config, digits16, field, value, message):

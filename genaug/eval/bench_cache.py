@@ -12,12 +12,18 @@ from typing import Any
 
 from genaug.data import ImageDataset, train_test_split
 from genaug.device import resolve_device
+from genaug.errors import GenaugError
 from genaug.eval.bench_config import BenchConfig
 from genaug.io import atomic_write_json
 from genaug.models import load_generator
 from genaug.models.base import Generator
 
 __all__ = ["GeneratorCache", "stable_seed"]
+
+# What makes a cached generator the one a run asks for (a field left blank, None, takes the
+# family's default and matches whatever the cached run resolved it to).
+_CACHE_KEYS = ("model", "data", "image_size", "channels", "steps", "batch_size", "lr", "seed")
+_CACHE_KEYS += ("unlabeled", "augment", "model_args")
 
 
 def stable_seed(*parts: Any) -> int:
@@ -90,12 +96,6 @@ class GeneratorCache:
         settings = self.config.generator_settings(name)
         folder = self.folder(name, source, seed, shots)
         facts_path = folder / "bench_generator.json"
-        if facts_path.is_file():
-            facts = json.loads(facts_path.read_text())
-            model = load_generator(folder, device=self.device)
-            return model, facts
-        if not train:
-            return None
         data = self._training_data(source, labeled)
         config = TrainConfig(
             model=settings.model,
@@ -110,11 +110,28 @@ class GeneratorCache:
             device=self.config.device,
             amp=self.config.amp,
             unlabeled=source == "pool" or not settings.conditional,
+            augment=settings.train_augment,
             checkpoint_every=max(250, (settings.steps or 1000) // 2),
             log_every=50,
             model_args=dict(settings.model_args),
             progress=False,
         )
+        if (folder / RUN_CONFIG).is_file():  # never reuse a generator trained otherwise
+            saved = TrainConfig.from_dict(json.loads((folder / RUN_CONFIG).read_text())).to_dict()
+            wanted = {k: v for k, v in config.to_dict().items() if k in _CACHE_KEYS}
+            changed = [k for k, v in wanted.items() if v is not None and saved[k] != v]
+            if changed:
+                raise GenaugError(
+                    f"the cached generator {folder} was trained with other settings "
+                    f"({', '.join(changed)}); give the changed generator another name in "
+                    "generators, or pass --overwrite to start the bench afresh."
+                )
+        if facts_path.is_file():
+            facts = json.loads(facts_path.read_text())
+            model = load_generator(folder, device=self.device)
+            return model, facts
+        if not train:
+            return None
         done_steps = latest_step(folder) if (folder / RUN_CONFIG).is_file() else None
         if done_steps is not None:
             saved = json.loads((folder / RUN_CONFIG).read_text())

@@ -48,7 +48,15 @@ AXES_AND_RUNTIME = frozenset(
     {"shots", "seeds", "conditions", "generator_data", "generators"}
     | {"device", "out", "resume", "overwrite", "progress", "preview"}
 )
-_TRAINING_KEYS = ("model", "steps", "batch_size", "lr", "model_args", "conditional")
+_TRAINING_KEYS = (
+    "model",
+    "steps",
+    "batch_size",
+    "lr",
+    "model_args",
+    "conditional",
+    "train_augment",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +73,8 @@ class GeneratorSettings(AugmentSettings):
         model_args: extra generator arguments (latent_dim, width, beta...).
         conditional: for the ``labeled`` source, condition the generator on the shot labels
             (a ``pool`` generator is always unconditional: the pool's labels are never used).
+        train_augment: the generator's own training augmentation (``translation``, ``color``,
+            ``cutout``, comma-separated; "" off): see ``TrainConfig.augment``.
         The :class:`~genaug.eval.recipes.AugmentSettings` fields (mode, p, strength, schedule,
         order, k, hops, guide, detail) are the augmentation defaults, overridable per condition.
     """
@@ -75,6 +85,7 @@ class GeneratorSettings(AugmentSettings):
     lr: float | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
     conditional: bool = True
+    train_augment: str = ""
 
     @classmethod
     def from_dict(cls, name: str, values: dict[str, Any] | None) -> GeneratorSettings:
@@ -96,6 +107,14 @@ class GeneratorSettings(AugmentSettings):
                 or not 0 <= value <= 1
             ):
                 raise GenaugError(f"generator {name!r}: {key} must lie in [0, 1], got {value!r}.")
+        from genaug.models.diffaugment import parse_policy
+
+        if not isinstance(settings.train_augment, str):
+            raise GenaugError(
+                f"generator {name!r}: train_augment must be a string such as 'translation', "
+                f"got {settings.train_augment!r}."
+            )
+        parse_policy(settings.train_augment)
         if not isinstance(settings.guide, bool):
             raise GenaugError(
                 f"generator {name!r}: guide must be true or false, got {settings.guide!r}."

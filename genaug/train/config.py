@@ -32,6 +32,10 @@ class TrainConfig:
         device: "auto" (CUDA if present), "cpu" or "cuda".
         amp: bf16 autocast on CUDA (ignored on CPU).
         unlabeled: train unconditionally, ignoring the labels.
+        augment: augmentation of every real training batch, for every family: a comma-separated
+            list of ``translation`` (shift by up to 1/8 of the side), ``color`` and ``cutout``
+            (the DiffAugment operations), or "" (off). With a few dozen images the generator
+            then learns their shifted and re-lit variants too; its samples show them as well.
         resume: continue from the newest checkpoint in ``out``.
         overwrite: replace a different run already in ``out``.
         checkpoint_every: steps between checkpoints (and per-class sample grids).
@@ -58,6 +62,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     unlabeled: bool = False
+    augment: str = ""
     resume: bool = False
     overwrite: bool = False
     checkpoint_every: int = 500
@@ -80,6 +85,13 @@ class TrainConfig:
             raise GenaugError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}.")
         if self.channels not in (None, 1, 3):
             raise GenaugError(f"channels must be 1 or 3, got {self.channels!r}.")
+        from genaug.models.diffaugment import parse_policy
+
+        if not isinstance(self.augment, str):
+            raise GenaugError(
+                f"augment must be a string such as 'translation', got {self.augment!r}."
+            )
+        parse_policy(self.augment)  # an unknown operation: one sentence now, not mid-training
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from genaug.device import autocast_for, memory_format_for
 from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
 from genaug.models.base import Generator, validate_image_size
+from genaug.models.diffaugment import diff_augment
 from genaug.models.registry import create_generator
 from genaug.plots import save_class_grid, save_loss_curve
 from genaug.train.config import TrainConfig
@@ -222,6 +223,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
                 index = batch_indices(step - 1, batch_size, n, config.seed)
                 index = distributed.shard_batch(index).to(device)  # this rank's slice
                 images = (images_u8[index].float() / 255.0).contiguous(memory_format=memory_format)
+                if config.augment:  # the training data's own augmentation (every family)
+                    images = diff_augment(images, config.augment)
                 labels = targets[index] if conditional else None
                 losses = model.training_step(images, labels, optimizers, autocast)
                 bad |= ~torch.isfinite(
