@@ -22,6 +22,7 @@ from genaug.eval.recipes import (
     parse_condition,
     split_conditions,
 )
+from genaug.eval.report import build_summary, format_markdown
 
 GENERATORS = ["test_vae", "test_gan", "test_cgan"]
 CONDITIONS = ["none", "flipcrop", "test_vae", "randaugment+test_vae", "more-real"]
@@ -128,6 +129,49 @@ def test_outputs_are_written_and_parse(finished):
 
 
 # ---------------------------------------------------------------------------- resume
+def test_conditions_that_output_real_images_only_are_reported_apart(finished):
+    # A whole guided walk with all the detail outputs the real pool image it reached: the
+    # targets table gives it its own line, never mixing it with generated-pixel conditions.
+    out, _ = finished
+    config = json.loads((out / "summary.json").read_text())["config"]
+    walk = {"mode": "neighbour", "strength": 1.0, "detail": 1.0, "walk": "partway"}
+    arms = {
+        "randaugment": (None, [0.70, 0.72, 0.74]),
+        "randaugment+vae@walk [pool]": (walk, [0.73, 0.76, 0.78]),
+        "randaugment+vae@whole [pool]": ({**walk, "walk": "whole"}, [0.80, 0.81, 0.84]),
+    }
+    records = [
+        {
+            "shots": 1,
+            "seed": seed,
+            "arm": arm,
+            "kind": "classic+generative" if generative else "classic",
+            "generative": generative,
+            "accuracy": accuracy[seed],
+            "macro_f1": accuracy[seed],
+            "augment_ms_per_step": 1.0,
+            "train_seconds": 1.0,
+            "train_images": 10,
+            "generator": None,
+        }
+        for arm, (generative, accuracy) in arms.items()
+        for seed in range(3)
+    ]
+    listed = [
+        {"arm": arm, "condition": arm.partition(" ")[0], "source": "pool" if g else None}
+        for arm, (g, _) in arms.items()
+    ]
+    summary = build_summary({**config, "shots": [1], "seeds": [0, 1, 2]}, listed, records, 9)
+    targets = {t["output"]: t["best_classic_plus_generative"] for t in summary["targets"]}
+    assert targets == {
+        "generated": "randaugment+vae@walk [pool]",
+        "real images": "randaugment+vae@whole [pool]",
+    }
+    markdown = format_markdown(summary)
+    assert "randaugment+vae@whole (real images only)" in markdown
+    assert "randaugment+vae@walk (real images only)" not in markdown
+
+
 def test_interrupted_bench_resumes_without_repeating_runs(tmp_path, monkeypatch):
     out = tmp_path / "run"
     config = tiny_config(out, conditions=["none", "flipcrop", "affine"], preview=0)
