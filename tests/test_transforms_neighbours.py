@@ -13,7 +13,7 @@ from genaug.errors import GenaugError
 from genaug.eval.recipes import parse_condition
 from genaug.transforms import GenerativeAugment
 from genaug.transforms import functional as F
-from genaug.transforms.neighbours import build_latent_bank
+from genaug.transforms.neighbours import build_latent_bank, propagate_labels
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,35 @@ def test_bad_neighbour_settings_are_refused_clearly():
         GenerativeAugment(unconditional, mode="perturb", neighbours_walk="whole")
     with pytest.raises(GenaugError, match="unknown walk 'far'"):
         parse_condition("vae@mode=neighbour,walk=far", ["vae"])
+    with pytest.raises(GenaugError, match="neighbours_space must be one of latent, pixels"):
+        GenerativeAugment(
+            unconditional, mode="neighbour", neighbours="digits", neighbours_space="x"
+        )
+    with pytest.raises(GenaugError, match="unknown space 'feature'"):
+        parse_condition("vae@mode=neighbour,space=feature", ["vae"])
+
+
+def test_pixel_space_finds_neighbours_and_labels_by_pixel_distance(digits):
+    # space=pixels with a whole walk and all the detail: the real bank image nearest in pixels,
+    # the generator playing no part (the ablation of its latent space).
+    model = make_generator("test_vae", num_classes=0)
+    bank, images = digits.images[:200], digits.images[200:206]
+    nearest = torch.cdist(images.flatten(1).float(), bank.flatten(1).float()).argmin(dim=1)
+    settings = dict(mode="neighbour", neighbours=bank, neighbours_k=1, p=1.0, detail=1.0)
+    pixels = GenerativeAugment(
+        model, neighbours_walk="whole", neighbours_space="pixels", **settings
+    )
+    assert torch.equal(pixels(images), bank[nearest])
+    latent = GenerativeAugment(model, neighbours_walk="whole", **settings)
+    assert not torch.equal(latent(images), bank[nearest])  # the latent space ranks otherwise
+    guide = digits.subset(list(range(300, 330)))
+    guided = build_latent_bank(bank, model, 3, "test", guide=guide, space="pixels")
+    pixels_float = bank.flatten(1).float() / 255
+    guide_pixels = guide.images.flatten(1).float() / 255
+    expected = propagate_labels(pixels_float, guide_pixels, guide.targets)
+    assert torch.equal(guided.labels, expected)
+    step = parse_condition("randaugment+vae@mode=neighbour,space=pixels", ["vae"]).generative
+    assert step is not None and step.space == "pixels"
 
 
 def test_a_whole_walk_goes_strength_of_the_way_every_time(digits):
@@ -162,17 +191,20 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
         neighbours_k=3,
         neighbours_hops=2,
         neighbours_walk="whole",
+        neighbours_space="pixels",
         p=1.0,
     )
     A.save(A.Compose([aug]), str(tmp_path / "pipe.yaml"), data_format="yaml")
     loaded = A.load(str(tmp_path / "pipe.yaml"), data_format="yaml").transforms[0]
     settings = ("mode", "neighbours", "neighbours_k", "neighbours_hops", "neighbours_walk")
+    settings += ("neighbours_space",)
     assert tuple(getattr(loaded, name) for name in settings) == (
         "neighbour",
         "digits",
         3,
         2,
         "whole",
+        "pixels",
     )
     image = (torch.rand(16, 16, 1) * 255).to(torch.uint8).numpy()
     assert loaded(image=image)["image"].shape == image.shape

@@ -31,6 +31,7 @@ from torch import Tensor
 from genaug.data.convert import to_uint8_images
 from genaug.errors import GenaugError
 from genaug.transforms.core import WALKS
+from genaug.transforms.neighbours import SPACES
 
 __all__ = [
     "AUGMENT_FIELDS",
@@ -78,6 +79,8 @@ class AugmentSettings:
             (encoder modes; see :class:`~genaug.transforms.GenerativeAugment`).
         walk: for mode ``neighbour``, ``partway`` (a random share of ``strength`` of the way)
             or ``whole`` (all of it: with strength 1 and detail 1 the real bank image itself).
+        space: for mode ``neighbour``, where neighbours and the guide's labels are found:
+            ``latent`` (the generator's latent space) or ``pixels`` (raw pixel distance).
     """
 
     mode: str = "auto"
@@ -90,6 +93,7 @@ class AugmentSettings:
     guide: bool = False
     detail: float = 0.0
     walk: str = "partway"
+    space: str = "latent"
 
     def settings(self) -> dict[str, Any]:
         """The augmentation fields as a dict."""
@@ -166,6 +170,10 @@ def _parse_value(key: str, text: str, condition: str) -> Any:
     if key == "schedule" and text not in SCHEDULES:
         raise GenaugError(
             f"condition {condition!r}: unknown schedule {text!r}; use one of {', '.join(SCHEDULES)}."
+        )
+    if key == "space" and text not in SPACES:
+        raise GenaugError(
+            f"condition {condition!r}: unknown space {text!r}; use one of {', '.join(SPACES)}."
         )
     if key == "walk" and text not in WALKS:
         raise GenaugError(
@@ -357,6 +365,7 @@ class GenerativeStage:
             neighbours_hops=step.hops,
             neighbours_guide=guide if step.mode == "neighbour" and step.guide else None,
             neighbours_walk=step.walk if step.mode == "neighbour" else "partway",
+            neighbours_space=step.space if step.mode == "neighbour" else "latent",
             detail=step.detail,
         )
 

@@ -34,6 +34,7 @@ from genaug.transforms.core import (
     mix_seeds,
     resolve_mode,
 )
+from genaug.transforms.neighbours import SPACES
 
 try:
     import albumentations as A
@@ -62,6 +63,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         neighbours_guide: a dataset spec of labelled images that keeps the walk within the
             image's class (as for ``GenerativeAugment``; needs ``label_key``).
         neighbours_walk: ``partway`` or ``whole`` (as for ``GenerativeAugment``).
+        neighbours_space: ``latent`` or ``pixels`` (as for ``GenerativeAugment``).
         detail: how much of the image's own detail to keep, in [0, 1] (encoder modes; see
             :class:`~genaug.transforms.core.GenerativeAugment`).
     """
@@ -78,6 +80,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         neighbours_hops: int = 1,
         neighbours_guide: str | None = None,
         neighbours_walk: str = "partway",
+        neighbours_space: str = "latent",
         detail: float = 0.0,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
@@ -130,6 +133,11 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 f"neighbours_walk must be one of {', '.join(WALKS)}, got {neighbours_walk!r}."
             )
         self.neighbours_walk = neighbours_walk
+        if neighbours_space not in SPACES:
+            raise GenaugError(
+                f"neighbours_space must be one of {', '.join(SPACES)}, got {neighbours_space!r}."
+            )
+        self.neighbours_space = neighbours_space
         self.detail = check_detail(detail, self.mode)
 
     # ------------------------------------------------------------------ the generator, lazily
@@ -146,6 +154,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 neighbours_hops=self.neighbours_hops,
                 neighbours_guide=self.neighbours_guide,
                 neighbours_walk=self.neighbours_walk,
+                neighbours_space=self.neighbours_space,
                 detail=self.detail,
             )
             augment.owner = type(self).__name__

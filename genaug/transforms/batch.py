@@ -44,8 +44,9 @@ class GenerativeMix(nn.Module):
             per-channel normalisation to undo before and redo after (e.g. ImageNet's).
         precision, compile: speed settings, as for ``GenerativeAugment`` (``bfloat16`` and
             ``compile=True`` are the fast choice on a GPU or on a CPU with AMX).
-        neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk: the bank
-            of images mode ``neighbour`` walks toward, and how (as for ``GenerativeAugment``).
+        neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk,
+            neighbours_space: the bank of images mode ``neighbour`` walks toward, and how (as
+            for ``GenerativeAugment``).
         detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
     Images are ``(B, C, H, W)`` uint8 0-255 or float in [0, 1] (or normalised with ``mean`` and
@@ -77,6 +78,7 @@ class GenerativeMix(nn.Module):
         neighbours_hops: int = 1,
         neighbours_guide: Any = None,
         neighbours_walk: str = "partway",
+        neighbours_space: str = "latent",
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -93,6 +95,7 @@ class GenerativeMix(nn.Module):
             neighbours_hops=neighbours_hops,
             neighbours_guide=neighbours_guide,
             neighbours_walk=neighbours_walk,
+            neighbours_space=neighbours_space,
             detail=detail,
         )
         self.augment.owner = type(self).__name__

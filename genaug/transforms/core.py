@@ -128,6 +128,11 @@ class GenerativeAugment(nn.Module):
             ``strength=1`` it reaches the bank image's latent, and with ``detail=1`` the real
             bank image itself: the generator then only chooses, through its latent space,
             which real image stands in for the labelled one).
+        neighbours_space: ``latent`` (neighbours, and the guide's label propagation, found in
+            the generator's latent space) or ``pixels`` (found by raw pixel distance at the
+            generator's size; the walk itself still goes through the latent space). ``pixels``
+            with a whole walk and ``detail=1`` uses no generator at all: the ablation that
+            shows what the latent space adds.
         detail: in [0, 1], how much of the image's own detail to keep (encoder modes only):
             ``output = generated + detail * (image - reconstruction)``, at the image's own size.
             A generator's images are smoother than real ones (a VAE's blur); with ``detail=1``
@@ -161,6 +166,7 @@ class GenerativeAugment(nn.Module):
         neighbours_hops: int = 1,
         neighbours_guide: Any = None,
         neighbours_walk: str = "partway",
+        neighbours_space: str = "latent",
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -196,6 +202,7 @@ class GenerativeAugment(nn.Module):
                 f"neighbours_walk must be one of {', '.join(WALKS)}, got {neighbours_walk!r}."
             )
         self.neighbours_walk = neighbours_walk
+        self.neighbours_space = neighbours_space
         if self.mode == "neighbour":
             if neighbours is None:
                 raise GenaugError(
@@ -210,11 +217,17 @@ class GenerativeAugment(nn.Module):
                 neighbours_hops,
                 neighbours_guide,
                 keep_images=self.detail > 0,
+                space=neighbours_space,
             )
-        elif neighbours is not None or neighbours_guide is not None or neighbours_walk != "partway":
+        elif (
+            neighbours is not None
+            or neighbours_guide is not None
+            or neighbours_walk != "partway"
+            or neighbours_space != "latent"
+        ):
             raise GenaugError(
                 f"neighbours are used by mode 'neighbour' only, and the mode is {self.mode!r}; "
-                "drop neighbours (and neighbours_guide, neighbours_walk) or pass mode='neighbour'."
+                "drop the neighbours_* settings or pass mode='neighbour'."
             )
 
     @classmethod
@@ -233,6 +246,8 @@ class GenerativeAugment(nn.Module):
             extra += f", detail={self.detail}"
         if self.neighbours_walk != "partway":
             extra += f", neighbours_walk={self.neighbours_walk!r}"
+        if self.neighbours_space != "latent":
+            extra += f", neighbours_space={self.neighbours_space!r}"
         if self.precision != "auto" or self.compile:
             extra += f", precision={self.precision!r}, compile={self.compile}"
         return extra
@@ -409,7 +424,7 @@ class GenerativeAugment(nn.Module):
             return kernel(model, pick(classes), pick(noise), self.strength)
         if self.mode == "neighbour":
             assert self.bank is not None
-            bank, bank_labels, graph, bank_images = self.bank.on(device)
+            bank, bank_labels, graph, bank_images, bank_keys = self.bank.on(device)
             choice, mix = params["choice"].to(device), params["mix"].to(device)
             return kernel(
                 model,
@@ -424,6 +439,7 @@ class GenerativeAugment(nn.Module):
                 graph,
                 reconstruct,
                 bank_images,
+                bank_keys,
             )
         return kernel(
             model,

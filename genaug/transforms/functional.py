@@ -208,6 +208,7 @@ def neighbour(
     graph: Tensor | None = None,
     reconstruct: bool = False,
     bank_images: Tensor | None = None,
+    bank_keys: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, ...]:
     """Walk each image's latent toward a bank latent a few nearest-neighbour hops away, decode.
 
@@ -222,6 +223,8 @@ def neighbour(
         reconstruct: also return the decoded reconstruction of each image.
         bank_images: (N, C, S, S) uint8, the bank images; with ``reconstruct``, the walk also
             carries the detail of the bank image it walks toward, in proportion to ``t``.
+        bank_keys: (N, C*S*S) the bank images' pixels in [0, 1]: find the neighbours by pixel
+            distance instead of latent distance (the walk still goes through the latents).
 
     Returns:
         (B, C, S, S) in [0, 1]; with ``reconstruct`` also the reconstructions; with
@@ -232,7 +235,11 @@ def neighbour(
     if choice.ndim == 1:
         choice = choice.unsqueeze(1)  # (B, 1): one hop
     z = generator.encode(images, labels).mean  # (B, D)
-    indices, found = nearest_latents(z, labels, bank, bank_labels, k)  # (B, k) each
+    if bank_keys is None:
+        indices, found = nearest_latents(z, labels, bank, bank_labels, k)  # (B, k) each
+    else:  # pixel space, quantised like the bank's keys so an image finds itself at distance 0
+        query = ((images.float().clamp(0, 1) * 255).round() / 255).flatten(1)  # (B, C*S*S)
+        indices, found = nearest_latents(query, labels, bank_keys, bank_labels, k)
     # Pick among the neighbours that exist (a small class of a labelled bank may have fewer
     # than k): found ones come first, nearest first.
     count = found.sum(dim=1, keepdim=True)  # (B, 1)

@@ -25,7 +25,11 @@ from genaug.data.convert import convert_channels, resize_images, to_float_images
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 
-__all__ = ["BankTensors", "LatentBank", "build_latent_bank", "propagate_labels"]
+__all__ = ["SPACES", "BankTensors", "LatentBank", "build_latent_bank", "propagate_labels"]
+
+#: Where the nearest neighbours (and a guide's label propagation) are found: the generator's
+#: latent space, or the raw pixels at the generator's size (the walk itself is always latent).
+SPACES = ("latent", "pixels")
 
 _ENCODE_CHUNK = 256  # images encoded per call while building the bank
 _PROPAGATION_K = 10  # neighbours per node of the label-propagation graph
@@ -40,13 +44,15 @@ class BankTensors(NamedTuple):
     labels: Tensor | None  # (N,) long
     graph: Tensor | None  # (N, k) long, for hops > 1
     images: Tensor | None  # (N, C, S, S) uint8 at the generator's size, for ``detail``
+    keys: Tensor | None  # (N, C*S*S) float pixels in [0, 1], for neighbours found in pixel space
 
 
 class LatentBank:
     """Latent means (N, D) of the bank images (and their labels), kept on the CPU.
 
     ``images`` (N, C, S, S) uint8 at the generator's size, kept only when a walk needs the bank
-    images' own detail (``detail > 0``). ``on(device)`` returns the tensors on a device, copied
+    images' own detail (``detail > 0``). ``keys`` (N, C*S*S) float: the bank images' pixels, when
+    neighbours are found in pixel space (then the graph is built on them). ``on(device)`` returns the tensors on a device, copied
     once per device: the CPU copy is the one that pickles and the one a DataLoader worker uses,
     so no CUDA tensor reaches a worker.
     """
@@ -58,8 +64,11 @@ class LatentBank:
         k: int,
         hops: int = 1,
         images: Tensor | None = None,
+        keys: Tensor | None = None,
     ) -> None:
         self.latents = latents.detach().float().cpu().contiguous()  # (N, D)
+        self.keys = None if keys is None else keys.detach().float().cpu().contiguous()
+        search = self.latents if self.keys is None else self.keys  # what neighbours are found in
         self.labels = None if labels is None else labels.detach().long().cpu()  # (N,)
         self.images = None if images is None else images.detach().cpu().contiguous()
         self.k = k
@@ -72,9 +81,7 @@ class LatentBank:
             for start in range(0, len(self), _ENCODE_CHUNK):  # bounded memory: (chunk, N)
                 part = slice(start, start + _ENCODE_CHUNK)
                 labels_part = None if self.labels is None else self.labels[part]
-                indices, found = nearest_latents(
-                    self.latents[part], labels_part, self.latents, self.labels, k
-                )
+                indices, found = nearest_latents(search[part], labels_part, search, self.labels, k)
                 # A missing neighbour (a class smaller than k + 1) repeats the nearest one, or
                 # the entry itself when it has none: a hop never leaves the class.
                 own = torch.arange(start, start + indices.shape[0]).unsqueeze(1)
@@ -88,7 +95,7 @@ class LatentBank:
 
     def on(self, device: torch.device) -> BankTensors:
         """The bank's tensors on ``device``."""
-        tensors = BankTensors(self.latents, self.labels, self.graph, self.images)
+        tensors = BankTensors(self.latents, self.labels, self.graph, self.images, self.keys)
         if device.type == "cpu":
             return tensors
         key = str(device)
@@ -223,6 +230,7 @@ def build_latent_bank(
     hops: int = 1,
     guide: Any = None,
     keep_images: bool = False,
+    space: str = "latent",
 ) -> LatentBank:
     """Encode ``neighbours`` with ``model`` into a :class:`LatentBank` (no gradients).
 
@@ -230,7 +238,14 @@ def build_latent_bank(
     :func:`propagate_labels`), for an unconditional generator: the walk then stays in the class.
     ``keep_images``: also keep the bank images (uint8, at the generator's size), for a walk
     that carries their detail (``detail > 0``).
+    ``space``: ``latent`` (neighbours and the guide's propagation in the generator's latent
+    space) or ``pixels`` (in the raw pixels at the generator's size: the ablation that says
+    what the latent space adds; the walk itself still goes through the latent space).
     """
+    if space not in SPACES:
+        raise GenaugError(
+            f"{owner}: neighbours_space must be one of {', '.join(SPACES)}, got {space!r}."
+        )
     for name, value in (("neighbours_k", k), ("neighbours_hops", hops)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GenaugError(f"{owner}: {name} must be an integer >= 1, got {value!r}.")
@@ -248,8 +263,11 @@ def build_latent_bank(
             "neighbours' labels; pass them as an ImageDataset with labels, or use an "
             "unconditional generator (one trained on unlabelled images)."
         )
-    kept: list[Tensor] | None = [] if keep_images else None
+    pixels = space == "pixels"
+    kept: list[Tensor] | None = [] if keep_images or pixels else None
     latents = _encode(images, labels, model, owner, kept)
+    bank_images = None if kept is None else torch.cat(kept)
+    keys = _pixels(bank_images) if pixels else None
     if guide is not None:
         if model.conditional:
             raise GenaugError(
@@ -257,6 +275,15 @@ def build_latent_bank(
                 "one already walks within the class of its labelled neighbours, so drop the guide."
             )
         guide_images, guide_labels = _guide_images(guide, model, owner)
-        labels = propagate_labels(latents, _encode(guide_images, None, model, owner), guide_labels)
-    bank_images = None if kept is None else torch.cat(kept)
-    return LatentBank(latents, labels, k, hops, bank_images)
+        guide_kept: list[Tensor] = []
+        guide_latents = _encode(guide_images, None, model, owner, guide_kept)
+        if pixels:
+            labels = propagate_labels(keys, _pixels(torch.cat(guide_kept)), guide_labels)
+        else:
+            labels = propagate_labels(latents, guide_latents, guide_labels)
+    return LatentBank(latents, labels, k, hops, bank_images if keep_images else None, keys)
+
+
+def _pixels(images: Tensor) -> Tensor:
+    """uint8 images (N, C, S, S) -> float pixel vectors (N, C*S*S) in [0, 1]."""
+    return images.flatten(1).float() / 255.0

@@ -80,8 +80,9 @@ class TorchvisionGenerativeAugment(v2.Transform):
             (``p`` is drawn per image; inside ``v2.RandomApply`` use ``p=1``).
         labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
             the sample and returning its label(s), or None (no labels: unconditional use only).
-        neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk: the bank
-            of images mode ``neighbour`` walks toward, and how (as for ``GenerativeAugment``).
+        neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk,
+            neighbours_space: the bank of images mode ``neighbour`` walks toward, and how (as
+            for ``GenerativeAugment``).
         detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
     Example::
@@ -104,6 +105,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
         neighbours_hops: int = 1,
         neighbours_guide: Any = None,
         neighbours_walk: str = "partway",
+        neighbours_space: str = "latent",
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -118,6 +120,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
             neighbours_hops=neighbours_hops,
             neighbours_guide=neighbours_guide,
             neighbours_walk=neighbours_walk,
+            neighbours_space=neighbours_space,
             detail=detail,
         )
         self.augment.owner = type(self).__name__
