@@ -4,6 +4,8 @@ For the pool VAEs of exploration seeds 100-103 and 1, 2 and 5 shots per class (t
 k-shot subsets): the share of pool images given their true class by label propagation, and the
 share of random 6-hop walks (k 5) from each labelled image that end on its class, free (the
 published walk) and guided. The pool's true labels are read here only to score the walk.
+The last column is the same label propagation on the raw pixels (no generator): how much the
+VAE's latent space itself adds.
 
     python benchmarks/experiments/guide_purity.py     # needs runs/exp10/generators (exp10.yaml)
 """
@@ -13,7 +15,7 @@ import torch
 import genaug
 from genaug.data import few_shot_split, load_dataset, train_test_split
 from genaug.transforms import functional as F
-from genaug.transforms.neighbours import build_latent_bank
+from genaug.transforms.neighbours import build_latent_bank, propagate_labels
 
 torch.set_num_threads(1)
 HOPS, K, WALKS = 6, 5, 200
@@ -36,7 +38,7 @@ def walk_purity(model, bank, starts, start_labels, guided: bool) -> float:
     return (truth[target] == start_labels[rows]).float().mean().item()
 
 
-print("seed shots propagation-accuracy walk-purity-free walk-purity-guided")
+print("seed shots propagation-accuracy walk-purity-free walk-purity-guided pixel-propagation")
 for seed in (100, 101, 102, 103):
     model = genaug.load_generator(f"runs/exp10/generators/vae-pool-seed{seed}", device="cpu")
     model.eval()
@@ -49,11 +51,15 @@ for seed in (100, 101, 102, 103):
         )
         accuracy = (guided.labels == truth).float().mean().item()
         images, labels = split.labeled.images, split.labeled.targets
+        pixels = propagate_labels(
+            train.images.flatten(1).float() / 255, images.flatten(1).float() / 255, labels
+        )
         print(
             seed,
             shots,
             f"{accuracy:.3f}",
             f"{walk_purity(model, free, images, labels, False):.3f}",
             f"{walk_purity(model, guided, images, labels, True):.3f}",
+            f"{(pixels == truth).float().mean().item():.3f}",
             flush=True,
         )
