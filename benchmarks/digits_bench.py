@@ -102,10 +102,12 @@ def main(argv: list[str] | None = None) -> None:
     name = args.name
     atomic_write_text(RESULTS / f"{name}.md", f"{title}\n\n{scope}{rest}")
     shutil.copyfile(result.files["summary_json"], RESULTS / f"{name}.json")
+    # Every run (per seed), so the publication can be re-analysed without rerunning it.
+    shutil.copyfile(Path(args.out) / RUNS_NAME, RESULTS / f"{name}_runs.jsonl")
     for key in ("accuracy_png", "gain_png", "augmented_png"):
         if key in result.files:
             shutil.copyfile(result.files[key], RESULTS / f"{name}_{key.removesuffix('_png')}.png")
-    print(f"{scope}\nwrote {RESULTS / f'{name}.md'} (+ {name}.json, {name}_*.png)")
+    print(f"{scope}\nwrote {RESULTS / f'{name}.md'} (+ {name}.json, {name}_runs.jsonl, _*.png)")
 
 
 def _relative(path: Path) -> str:

@@ -5,6 +5,10 @@ and prints a markdown table: seeds, mean accuracy, paired mean gain over ``randa
 seeds both have [95% t-interval], the paired t-test p-value, and each seed's gain.
 
     python benchmarks/experiments/paired_table.py runs/exp10
+    python benchmarks/experiments/paired_table.py FOLDER_OR_RUNS_FILE BASELINE_CONDITION
+
+A runs file (such as ``benchmarks/results/digits-guided_runs.jsonl``) works as well as a folder;
+a second argument makes another condition the baseline (paired differences against it).
 """
 
 import json
@@ -15,22 +19,24 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-BASELINE = "randaugment"
+BASELINE = sys.argv[2] if len(sys.argv) > 2 else "randaugment"
 
 folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/exp10")
+files = [folder] if folder.is_file() else sorted(folder.glob("runs*.jsonl"))
 accuracy: dict[tuple[int, str, str], dict[int, float]] = defaultdict(dict)
-for path in sorted(folder.glob("runs*.jsonl")):
+for path in files:
     for line in path.read_text().splitlines():
         run = json.loads(line)
         key = (run["shots"], run["source"] or "-", run["condition"])
         accuracy[key][run["seed"]] = 100 * run["accuracy"]
 
 print(
-    "| shots | condition | generator data | seeds | accuracy % | gain vs RandAugment, pp [95% CI] | p (t) | per seed |"
+    f"| shots | condition | generator data | seeds | accuracy % | gain vs {BASELINE}, pp [95% CI] "
+    "| p (t) | per seed |"
 )
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for (shots, source, condition), by_seed in sorted(accuracy.items()):
-    base = accuracy.get((shots, "-", BASELINE), {})
+    base = next((v for (n, _, c), v in accuracy.items() if n == shots and c == BASELINE), {})
     seeds = sorted(set(by_seed) & set(base))
     mean = np.mean(list(by_seed.values()))
     gain = interval = p = per_seed = ""
