@@ -31,6 +31,7 @@ from genaug.transforms.core import (
     GenerativeAugment,
     check_detail,
     check_fraction,
+    check_option,
     mix_seeds,
     resolve_mode,
 )
@@ -128,16 +129,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 f"{type(neighbours_guide).__name__}."
             )
         self.neighbours_guide = neighbours_guide
-        if neighbours_walk not in WALKS:
-            raise GenaugError(
-                f"neighbours_walk must be one of {', '.join(WALKS)}, got {neighbours_walk!r}."
-            )
-        self.neighbours_walk = neighbours_walk
-        if neighbours_space not in SPACES:
-            raise GenaugError(
-                f"neighbours_space must be one of {', '.join(SPACES)}, got {neighbours_space!r}."
-            )
-        self.neighbours_space = neighbours_space
+        self.neighbours_walk = check_option(neighbours_walk, "neighbours_walk", WALKS)
+        self.neighbours_space = check_option(neighbours_space, "neighbours_space", SPACES)
         self.detail = check_detail(detail, self.mode)
 
     # ------------------------------------------------------------------ the generator, lazily

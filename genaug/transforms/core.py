@@ -37,7 +37,7 @@ from genaug.models.base import Generator
 from genaug.transforms import functional as F
 from genaug.transforms._holder import GeneratorHolder
 from genaug.transforms._inputs import Prepared, prepare_batch
-from genaug.transforms.neighbours import LatentBank, build_latent_bank
+from genaug.transforms.neighbours import SPACES, LatentBank, build_latent_bank
 
 __all__ = ["MODES", "PRECISIONS", "WALKS", "GenerativeAugment", "resolve_mode", "supported_modes"]
 
@@ -77,6 +77,13 @@ def check_fraction(value: Any, name: str) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:
         raise GenaugError(f"{name} must lie in [0, 1], got {value!r}.")
+    return value
+
+
+def check_option(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``options``, else a clear error naming ``name``."""
+    if value not in options:
+        raise GenaugError(f"{name} must be one of {', '.join(options)}, got {value!r}.")
     return value
 
 
@@ -186,23 +193,15 @@ class GenerativeAugment(nn.Module):
         self._rng = torch.Generator().manual_seed(self._base_seed)
         self._worker_rng: torch.Generator | None = None
         self._worker_rng_key: int | None = None
-        if precision not in PRECISIONS:
-            raise GenaugError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}."
-            )
-        self.precision = precision
+        self.precision = check_option(precision, "precision", PRECISIONS)
         if not isinstance(compile, bool):
             raise GenaugError(f"compile must be True or False, got {compile!r}.")
         self.compile = compile
         self._compiled: Callable[..., Tensor] | None = None
         self.last_params: dict[str, Tensor] | None = None
         self.bank: LatentBank | None = None
-        if neighbours_walk not in WALKS:
-            raise GenaugError(
-                f"neighbours_walk must be one of {', '.join(WALKS)}, got {neighbours_walk!r}."
-            )
-        self.neighbours_walk = neighbours_walk
-        self.neighbours_space = neighbours_space
+        self.neighbours_walk = check_option(neighbours_walk, "neighbours_walk", WALKS)
+        self.neighbours_space = check_option(neighbours_space, "neighbours_space", SPACES)
         if self.mode == "neighbour":
             if neighbours is None:
                 raise GenaugError(
