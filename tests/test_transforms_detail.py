@@ -146,3 +146,53 @@ def test_a_bench_condition_sets_detail_inline():
     assert parse_condition("randaugment+vae", ["vae"]).generative.detail == 0.0
     with pytest.raises(GenaugError, match="detail must lie in"):
         parse_condition("vae@detail=2", ["vae"])
+
+
+def test_a_jittered_whole_walk_varies_the_bank_image_with_its_own_posterior_scale():
+    # decode(z_b + jitter * scale_b * noise) + (b - decode(z_b)): a generated variation of the
+    # real bank image b the walk reached, no longer b itself.
+    model = make_generator("test_vae", num_classes=0, size=16)
+    digits16 = load_dataset("digits", image_size=16)
+    images, bank = digits16.images[:6].float() / 255, digits16.images[100:300]
+
+    def walk(jitter: float) -> GenerativeAugment:
+        return GenerativeAugment(
+            model,
+            mode="neighbour",
+            neighbours=bank,
+            neighbours_k=1,
+            neighbours_walk="whole",
+            neighbours_jitter=jitter,
+            p=1.0,
+            detail=1.0,
+            seed=0,
+        )
+
+    plain, jittered = walk(0.0), walk(0.5)
+    params = jittered.make_params(images)
+    latents, scales = jittered.bank.latents, jittered.bank.scales
+    assert plain.bank.scales is None and scales is not None and scales.shape == latents.shape
+    with torch.inference_mode():
+        encoding = model.encode(images, None)
+        target = F.nearest_latents(encoding.mean, None, latents, None, 1)[0][:, 0]  # (B,)
+        z = latents[target] + 0.5 * scales[target] * params["noise"]
+        decoded = model.decode(torch.cat([z, latents[target]]), None)
+    varied, target_reconstruction = decoded.split(6)
+    real = bank[target].float() / 255
+    expected = (varied + real - target_reconstruction).clamp(0, 1)
+    torch.testing.assert_close(jittered(images, params=params), expected, atol=1e-5, rtol=0)
+    assert (expected - real).abs().mean() > 1e-3  # no longer the real image
+    torch.testing.assert_close(plain(images, params=params), real, atol=1e-5, rtol=0)
+    with pytest.raises(GenaugError, match="neighbours_jitter must lie in"):
+        walk(1.5)
+    with pytest.raises(GenaugError, match="mode 'neighbour' only"):
+        GenerativeAugment(model, mode="perturb", neighbours_jitter=0.5)
+    step = parse_condition("randaugment+vae@mode=neighbour,jitter=0.5", ["vae"]).generative
+    assert step is not None and step.jitter == 0.5
+    from genaug.transforms import GenerativeMix
+    from genaug.transforms.torchvision import TorchvisionGenerativeAugment
+
+    for cls in (TorchvisionGenerativeAugment, GenerativeMix):
+        adapter = cls(model, mode="neighbour", neighbours=bank, neighbours_jitter=0.5)
+        assert adapter.augment.neighbours_jitter == 0.5, cls.__name__
+        assert "neighbours_jitter=0.5" in repr(adapter.augment)

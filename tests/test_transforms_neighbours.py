@@ -192,12 +192,13 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
         neighbours_hops=2,
         neighbours_walk="whole",
         neighbours_space="pixels",
+        neighbours_jitter=0.5,
         p=1.0,
     )
     A.save(A.Compose([aug]), str(tmp_path / "pipe.yaml"), data_format="yaml")
     loaded = A.load(str(tmp_path / "pipe.yaml"), data_format="yaml").transforms[0]
     settings = ("mode", "neighbours", "neighbours_k", "neighbours_hops", "neighbours_walk")
-    settings += ("neighbours_space",)
+    settings += ("neighbours_space", "neighbours_jitter")
     assert tuple(getattr(loaded, name) for name in settings) == (
         "neighbour",
         "digits",
@@ -205,6 +206,7 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
         2,
         "whole",
         "pixels",
+        0.5,
     )
     image = (torch.rand(16, 16, 1) * 255).to(torch.uint8).numpy()
     assert loaded(image=image)["image"].shape == image.shape

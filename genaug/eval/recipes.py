@@ -81,6 +81,9 @@ class AugmentSettings:
             or ``whole`` (all of it: with strength 1 and detail 1 the real bank image itself).
         space: for mode ``neighbour``, where neighbours and the guide's labels are found:
             ``latent`` (the generator's latent space) or ``pixels`` (raw pixel distance).
+        jitter: for mode ``neighbour``, posterior scales of noise added to the latent where
+            the walk arrives, in [0, 1] (a whole walk then gives a generated variation of the
+            bank image instead of the bank image itself).
     """
 
     mode: str = "auto"
@@ -94,6 +97,7 @@ class AugmentSettings:
     detail: float = 0.0
     walk: str = "partway"
     space: str = "latent"
+    jitter: float = 0.0
 
     def settings(self) -> dict[str, Any]:
         """The augmentation fields as a dict."""
@@ -157,7 +161,7 @@ def _parse_value(key: str, text: str, condition: str) -> Any:
                 f"condition {condition!r}: guide={text!r} must be 1 or 0 (true or false)."
             )
         return text.lower() in ("1", "true")
-    if key in ("p", "strength", "detail"):
+    if key in ("p", "strength", "detail", "jitter"):
         try:
             value = float(text)
         except ValueError:
@@ -366,6 +370,7 @@ class GenerativeStage:
             neighbours_guide=guide if step.mode == "neighbour" and step.guide else None,
             neighbours_walk=step.walk if step.mode == "neighbour" else "partway",
             neighbours_space=step.space if step.mode == "neighbour" else "latent",
+            neighbours_jitter=step.jitter if step.mode == "neighbour" else 0.0,
             detail=step.detail,
         )
 

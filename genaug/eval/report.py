@@ -133,6 +133,7 @@ def _real_images_only(generative: dict[str, Any] | None) -> bool:
     if not generative or generative.get("mode") != "neighbour":
         return False
     whole = generative.get("walk") == "whole" and generative.get("strength") == 1.0
+    whole = whole and not generative.get("jitter")  # a jittered walk decodes a new latent
     return whole and generative.get("detail") == 1.0
 
 

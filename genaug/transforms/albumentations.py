@@ -65,6 +65,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
             image's class (as for ``GenerativeAugment``; needs ``label_key``).
         neighbours_walk: ``partway`` or ``whole`` (as for ``GenerativeAugment``).
         neighbours_space: ``latent`` or ``pixels`` (as for ``GenerativeAugment``).
+        neighbours_jitter: posterior scales of noise where the walk arrives, in [0, 1] (as for
+            ``GenerativeAugment``).
         detail: how much of the image's own detail to keep, in [0, 1] (encoder modes; see
             :class:`~genaug.transforms.core.GenerativeAugment`).
     """
@@ -82,6 +84,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         neighbours_guide: str | None = None,
         neighbours_walk: str = "partway",
         neighbours_space: str = "latent",
+        neighbours_jitter: float = 0.0,
         detail: float = 0.0,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
@@ -131,6 +134,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         self.neighbours_guide = neighbours_guide
         self.neighbours_walk = check_option(neighbours_walk, "neighbours_walk", WALKS)
         self.neighbours_space = check_option(neighbours_space, "neighbours_space", SPACES)
+        self.neighbours_jitter = check_fraction(neighbours_jitter, "neighbours_jitter")
         self.detail = check_detail(detail, self.mode)
 
     # ------------------------------------------------------------------ the generator, lazily
@@ -148,6 +152,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 neighbours_guide=self.neighbours_guide,
                 neighbours_walk=self.neighbours_walk,
                 neighbours_space=self.neighbours_space,
+                neighbours_jitter=self.neighbours_jitter,
                 detail=self.detail,
             )
             augment.owner = type(self).__name__

@@ -140,6 +140,10 @@ class GenerativeAugment(nn.Module):
             generator's size; the walk itself still goes through the latent space). ``pixels``
             with a whole walk and ``detail=1`` uses no generator at all: the ablation that
             shows what the latent space adds.
+        neighbours_jitter: in [0, 1]; after the walk, the latent moves by this many posterior
+            scales of noise (as mode ``perturb`` with this strength), so that a whole walk
+            gives a generated variation of the bank image, not the bank image itself. The
+            scale goes from the image's to the bank image's along the walk. 0: no jitter.
         detail: in [0, 1], how much of the image's own detail to keep (encoder modes only):
             ``output = generated + detail * (image - reconstruction)``, at the image's own size.
             A generator's images are smoother than real ones (a VAE's blur); with ``detail=1``
@@ -174,6 +178,7 @@ class GenerativeAugment(nn.Module):
         neighbours_guide: Any = None,
         neighbours_walk: str = "partway",
         neighbours_space: str = "latent",
+        neighbours_jitter: float = 0.0,
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -202,6 +207,7 @@ class GenerativeAugment(nn.Module):
         self.bank: LatentBank | None = None
         self.neighbours_walk = check_option(neighbours_walk, "neighbours_walk", WALKS)
         self.neighbours_space = check_option(neighbours_space, "neighbours_space", SPACES)
+        self.neighbours_jitter = check_fraction(neighbours_jitter, "neighbours_jitter")
         if self.mode == "neighbour":
             if neighbours is None:
                 raise GenaugError(
@@ -217,12 +223,14 @@ class GenerativeAugment(nn.Module):
                 neighbours_guide,
                 keep_images=self.detail > 0,
                 space=neighbours_space,
+                keep_scales=self.neighbours_jitter > 0,
             )
         elif (
             neighbours is not None
             or neighbours_guide is not None
             or neighbours_walk != "partway"
             or neighbours_space != "latent"
+            or self.neighbours_jitter > 0
         ):
             raise GenaugError(
                 f"neighbours are used by mode 'neighbour' only, and the mode is {self.mode!r}; "
@@ -247,6 +255,8 @@ class GenerativeAugment(nn.Module):
             extra += f", neighbours_walk={self.neighbours_walk!r}"
         if self.neighbours_space != "latent":
             extra += f", neighbours_space={self.neighbours_space!r}"
+        if self.neighbours_jitter:
+            extra += f", neighbours_jitter={self.neighbours_jitter}"
         if self.precision != "auto" or self.compile:
             extra += f", precision={self.precision!r}, compile={self.compile}"
         return extra
@@ -423,7 +433,7 @@ class GenerativeAugment(nn.Module):
             return kernel(model, pick(classes), pick(noise), self.strength)
         if self.mode == "neighbour":
             assert self.bank is not None
-            bank, bank_labels, graph, bank_images, bank_keys = self.bank.on(device)
+            bank, bank_labels, graph, bank_images, bank_keys, bank_scales = self.bank.on(device)
             choice, mix = params["choice"].to(device), params["mix"].to(device)
             return kernel(
                 model,
@@ -439,6 +449,9 @@ class GenerativeAugment(nn.Module):
                 reconstruct,
                 bank_images,
                 bank_keys,
+                pick(noise),
+                self.neighbours_jitter,
+                bank_scales,
             )
         return kernel(
             model,

@@ -209,6 +209,9 @@ def neighbour(
     reconstruct: bool = False,
     bank_images: Tensor | None = None,
     bank_keys: Tensor | None = None,
+    noise: Tensor | None = None,
+    jitter: float = 0.0,
+    bank_scales: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, ...]:
     """Walk each image's latent toward a bank latent a few nearest-neighbour hops away, decode.
 
@@ -225,6 +228,10 @@ def neighbour(
             carries the detail of the bank image it walks toward, in proportion to ``t``.
         bank_keys: (N, C*S*S) the bank images' pixels in [0, 1]: find the neighbours by pixel
             distance instead of latent distance (the walk still goes through the latents).
+        noise: (B, D) ~ N(0, I); jitter: after the walk, the latent moves by ``jitter`` x its
+            posterior scale x ``noise`` (as mode ``perturb`` with that strength), the scale
+            going from the image's to the bank image's along the walk (``bank_scales`` (N, D);
+            without them the image's own). 0: no jitter.
 
     Returns:
         (B, C, S, S) in [0, 1]; with ``reconstruct`` also the reconstructions; with
@@ -234,7 +241,8 @@ def neighbour(
     """
     if choice.ndim == 1:
         choice = choice.unsqueeze(1)  # (B, 1): one hop
-    z = generator.encode(images, labels).mean  # (B, D)
+    encoding = generator.encode(images, labels)
+    z = encoding.mean  # (B, D)
     if bank_keys is None:
         indices, found = nearest_latents(z, labels, bank, bank_labels, k)  # (B, k) each
     else:  # pixel space, quantised like the bank's keys so an image finds itself at distance 0
@@ -252,6 +260,12 @@ def neighbour(
         target = graph[target, step]
     t = strength * mix.to(z.dtype) * ok.to(z.dtype)  # (B,)
     z_walk = z + t.unsqueeze(1) * (bank[target].to(z.dtype) - z)
+    if jitter > 0:
+        assert noise is not None, "a jittered walk needs noise"
+        scale = encoding.scale
+        if bank_scales is not None:
+            scale = scale + t.unsqueeze(1) * (bank_scales[target].to(z.dtype) - scale)
+        z_walk = z_walk + jitter * scale * noise.to(z.dtype)
     if not reconstruct or bank_images is None:
         return decode_pair(generator, z_walk, z, labels, reconstruct)
     # Decode the walk, the image and the bank image reached in one call of 3B rows.

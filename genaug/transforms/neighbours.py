@@ -45,6 +45,7 @@ class BankTensors(NamedTuple):
     graph: Tensor | None  # (N, k) long, for hops > 1
     images: Tensor | None  # (N, C, S, S) uint8 at the generator's size, for ``detail``
     keys: Tensor | None  # (N, C*S*S) float pixels in [0, 1], for neighbours found in pixel space
+    scales: Tensor | None  # (N, D) float posterior scales, for a walk that jitters (``jitter``)
 
 
 class LatentBank:
@@ -52,8 +53,9 @@ class LatentBank:
 
     ``images`` (N, C, S, S) uint8 at the generator's size, kept only when a walk needs the bank
     images' own detail (``detail > 0``). ``keys`` (N, C*S*S) float: the bank images' pixels, when
-    neighbours are found in pixel space (then the graph is built on them). ``on(device)`` returns the tensors on a device, copied
-    once per device: the CPU copy is the one that pickles and the one a DataLoader worker uses,
+    neighbours are found in pixel space (then the graph is built on them). ``scales`` (N, D):
+    the latents' posterior scales, kept when the walk jitters around where it arrives.
+    ``on(device)`` returns the tensors on a device, copied once per device: the CPU copy is the one that pickles and the one a DataLoader worker uses,
     so no CUDA tensor reaches a worker.
     """
 
@@ -65,8 +67,10 @@ class LatentBank:
         hops: int = 1,
         images: Tensor | None = None,
         keys: Tensor | None = None,
+        scales: Tensor | None = None,
     ) -> None:
         self.latents = latents.detach().float().cpu().contiguous()  # (N, D)
+        self.scales = None if scales is None else scales.detach().float().cpu().contiguous()
         self.keys = None if keys is None else keys.detach().float().cpu().contiguous()
         search = self.latents if self.keys is None else self.keys  # what neighbours are found in
         self.labels = None if labels is None else labels.detach().long().cpu()  # (N,)
@@ -95,7 +99,9 @@ class LatentBank:
 
     def on(self, device: torch.device) -> BankTensors:
         """The bank's tensors on ``device``."""
-        tensors = BankTensors(self.latents, self.labels, self.graph, self.images, self.keys)
+        tensors = BankTensors(
+            self.latents, self.labels, self.graph, self.images, self.keys, self.scales
+        )
         if device.type == "cpu":
             return tensors
         key = str(device)
@@ -187,10 +193,12 @@ def _encode(
     model: Generator,
     owner: str,
     kept: list[Tensor] | None = None,
+    scales: list[Tensor] | None = None,
 ) -> Tensor:
     """Latent means (N, D) on the CPU, encoded in chunks without gradients.
 
-    ``kept``: a list that receives the images as the generator saw them (uint8 chunks).
+    ``kept``: a list that receives the images as the generator saw them (uint8 chunks);
+    ``scales``: one that receives the posterior scales (float chunks (n, D)).
     """
     chunks = []
     with torch.inference_mode():
@@ -203,7 +211,10 @@ def _encode(
             if kept is not None:
                 kept.append(to_uint8_images(x).cpu())
             y = None if labels is None else labels[start : start + _ENCODE_CHUNK].to(model.device)
-            chunks.append(model.encode(x, y).mean.float().cpu())
+            encoding = model.encode(x, y)
+            chunks.append(encoding.mean.float().cpu())
+            if scales is not None:
+                scales.append(encoding.scale.float().cpu())
     return torch.cat(chunks)
 
 
@@ -231,6 +242,7 @@ def build_latent_bank(
     guide: Any = None,
     keep_images: bool = False,
     space: str = "latent",
+    keep_scales: bool = False,
 ) -> LatentBank:
     """Encode ``neighbours`` with ``model`` into a :class:`LatentBank` (no gradients).
 
@@ -241,6 +253,7 @@ def build_latent_bank(
     ``space``: ``latent`` (neighbours and the guide's propagation in the generator's latent
     space) or ``pixels`` (in the raw pixels at the generator's size: the ablation that says
     what the latent space adds; the walk itself still goes through the latent space).
+    ``keep_scales``: also keep the latents' posterior scales, for a walk that jitters.
     """
     if space not in SPACES:
         raise GenaugError(
@@ -265,7 +278,8 @@ def build_latent_bank(
         )
     pixels = space == "pixels"
     kept: list[Tensor] | None = [] if keep_images or pixels else None
-    latents = _encode(images, labels, model, owner, kept)
+    scales: list[Tensor] | None = [] if keep_scales else None
+    latents = _encode(images, labels, model, owner, kept, scales)
     bank_images = None if kept is None else torch.cat(kept)
     keys = _pixels(bank_images) if pixels else None
     if guide is not None:
@@ -281,7 +295,15 @@ def build_latent_bank(
             labels = propagate_labels(keys, _pixels(torch.cat(guide_kept)), guide_labels)
         else:
             labels = propagate_labels(latents, guide_latents, guide_labels)
-    return LatentBank(latents, labels, k, hops, bank_images if keep_images else None, keys)
+    return LatentBank(
+        latents,
+        labels,
+        k,
+        hops,
+        bank_images if keep_images else None,
+        keys,
+        None if scales is None else torch.cat(scales),
+    )
 
 
 def _pixels(images: Tensor) -> Tensor:
