@@ -48,15 +48,6 @@ AXES_AND_RUNTIME = frozenset(
     {"shots", "seeds", "conditions", "generator_data", "generators"}
     | {"device", "out", "resume", "overwrite", "progress", "preview"}
 )
-_TRAINING_KEYS = (
-    "model",
-    "steps",
-    "batch_size",
-    "lr",
-    "model_args",
-    "conditional",
-    "train_augment",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,9 +116,6 @@ class GeneratorSettings(AugmentSettings):
                 f"one of {', '.join(ORDERS)}."
             )
         return settings
-
-    def training(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _TRAINING_KEYS}
 
 
 @dataclass
