@@ -167,7 +167,13 @@ def test_conditions_that_output_real_images_only_are_reported_apart(finished):
         "generated": "randaugment+vae@walk [pool]",
         "real images": "randaugment+vae@whole [pool]",
     }
+    generated, real = sorted(summary["targets"], key=lambda t: t["output"])
+    # The generated line is compared with the real images: 0.73/0.76/0.78 vs 0.80/0.81/0.84.
+    assert generated["real_images_reference"] == "randaugment+vae@whole [pool]"
+    assert generated["vs_real_images"]["mean_difference"] == pytest.approx(-0.06)
+    assert real["vs_real_images"] is None
     markdown = format_markdown(summary)
+    assert "Δ vs real images" in markdown and "| -6.0 [" in markdown
     assert "randaugment+vae@whole (real images only)" in markdown
     assert "randaugment+vae@walk (real images only)" not in markdown
 

@@ -146,7 +146,9 @@ def _targets(
     """Per generator source: does its best classic+generative arm beat the best classic one?
 
     Arms whose outputs are real images only (:func:`_real_images_only`) compete separately
-    from those that output generated pixels, so each kind gets its own line.
+    from those that output generated pixels, so each kind gets its own line; a generated line
+    is also compared, paired, with the best real-images-only arm of its source, which says
+    what the generated pixels add over the real images a walk reaches.
     """
     if best is None:
         return []
@@ -163,6 +165,7 @@ def _targets(
             for r in rows
         )
     ]
+    tops = {}
     for source, real in groups:
         candidates = [
             r
@@ -171,8 +174,11 @@ def _targets(
             and r["source"] == source
             and r["real_images_only"] == real
         ]
-        top = max(candidates, key=lambda r: r["accuracy"]["mean"])
+        tops[source, real] = max(candidates, key=lambda r: r["accuracy"]["mean"])
+    for source, real in groups:
+        top = tops[source, real]
         vs = _paired(top["_acc"], best["_acc"])
+        reference = None if real else tops.get((source, True))
         significant = bool(
             vs
             and vs["mean_difference"] > 0
@@ -197,6 +203,8 @@ def _targets(
                 "error_cut_at_least_20pct": bool(cut is not None and cut >= TARGET_ERROR_CUT),
                 "worth_more_real": worth,
                 "more_real": best_more["arm"] if best_more else None,
+                "real_images_reference": reference["arm"] if reference else None,
+                "vs_real_images": _paired(top["_acc"], reference["_acc"]) if reference else None,
             }
         )
     return out
@@ -229,6 +237,11 @@ def _signed(stats: dict[str, Any] | None) -> str:
         return "-"
     text = _interval(stats)
     return text if text.startswith("-") else "+" + text
+
+
+def _versus(stats: dict[str, Any] | None) -> str:
+    """A paired difference with its t-test p, or ``-``."""
+    return "-" if not stats else f"{_signed(stats)}, p {_p(stats.get('p_t'))}"
 
 
 def _p(value: float | None) -> str:
@@ -323,11 +336,14 @@ def format_markdown(summary: dict[str, Any]) -> str:
             "own line. *Beats*: mean gain > 0 with both paired tests "
             f"p < {SIGNIFICANCE}. *Error cut*: at least {TARGET_ERROR_CUT:.0%} of the best "
             "classic condition's errors removed. *Worth the real shots*: at least the accuracy "
-            "of the best more-real reference.",
+            "of the best more-real reference. *Δ vs real images*: a generated line against the "
+            "real-images line of its source (paired, pp, t-test p): what the generated pixels "
+            "add over the real images.",
             "",
             "| shots | generator data | output | best classic | best classic+generative | Δ pp | "
-            "p (t / W) | error cut | beats? | error cut >= 20%? | worth the real shots? |",
-            "|" + " --- |" * 11,
+            "p (t / W) | error cut | beats? | error cut >= 20%? | worth the real shots? | "
+            "Δ vs real images |",
+            "|" + " --- |" * 12,
         ]
         for t in summary["targets"]:
             vs = t["vs_best_classic"] or {}
@@ -341,7 +357,8 @@ def format_markdown(summary: dict[str, Any]) -> str:
                 f"{_p(vs.get('p_t'))} / {_p(vs.get('p_wilcoxon'))} | "
                 f"{_pct(vs.get('error_rate_reduction'), 0)}% | "
                 f"{'yes' if t['beats_best_classic'] else 'no'} | "
-                f"{'yes' if t['error_cut_at_least_20pct'] else 'no'} | {worth} |"
+                f"{'yes' if t['error_cut_at_least_20pct'] else 'no'} | {worth} | "
+                f"{_versus(t.get('vs_real_images'))} |"
             )
         lines.append("")
     return "\n".join(lines)
