@@ -249,6 +249,8 @@ def test_report_only_of_a_partial_grid(finished, tmp_path):
         ({"conditions": ["vae"], "image_size": 24}, "cannot be trained at 24 px"),
         ({"conditions": ["none", "none"]}, "listed twice"),
         ({"generator_data": ["everything"]}, "unknown generator data"),
+        ({"generators": {"test_vae": {"jitter": 2.0}}}, "jitter must lie in"),
+        ({"generators": {"test_vae": {"walk": "far"}}}, "walk must be one of partway, whole"),
     ],
 )
 def test_bad_input_is_one_sentence_before_any_run(tmp_path, overrides, match):

@@ -21,6 +21,8 @@ from genaug.eval.recipes import (
     split_conditions,
 )
 from genaug.models import list_generators
+from genaug.transforms.core import WALKS
+from genaug.transforms.neighbours import SPACES
 
 __all__ = [
     "BenchConfig",
@@ -67,7 +69,8 @@ class GeneratorSettings(AugmentSettings):
         train_augment: the generator's own training augmentation (``translation``, ``color``,
             ``cutout``, comma-separated; "" off): see ``TrainConfig.augment``.
         The :class:`~genaug.eval.recipes.AugmentSettings` fields (mode, p, strength, schedule,
-        order, k, hops, guide, detail) are the augmentation defaults, overridable per condition.
+        order, k, hops, guide, detail, walk, space, jitter) are the augmentation defaults,
+        overridable per condition.
     """
 
     model: str
@@ -90,7 +93,7 @@ class GeneratorSettings(AugmentSettings):
             )
         values.setdefault("model", name)
         settings = cls(**values)
-        for key in ("p", "strength", "detail"):
+        for key in ("p", "strength", "detail", "jitter"):
             value = getattr(settings, key)
             if (
                 isinstance(value, bool)
@@ -110,6 +113,12 @@ class GeneratorSettings(AugmentSettings):
             raise GenaugError(
                 f"generator {name!r}: guide must be true or false, got {settings.guide!r}."
             )
+        for key, options in (("walk", WALKS), ("space", SPACES)):
+            if getattr(settings, key) not in options:
+                raise GenaugError(
+                    f"generator {name!r}: {key} must be one of {', '.join(options)}, got "
+                    f"{getattr(settings, key)!r}."
+                )
         if settings.schedule not in SCHEDULES or settings.order not in ORDERS:
             raise GenaugError(
                 f"generator {name!r}: schedule must be one of {', '.join(SCHEDULES)} and order "
