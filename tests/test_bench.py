@@ -161,6 +161,14 @@ def test_conditions_that_output_real_images_only_are_reported_apart(finished):
         {"arm": arm, "condition": arm.partition(" ")[0], "source": "pool" if g else None}
         for arm, (g, _) in arms.items()
     ]
+    listed += [  # listed in the grid, never run: named under the table, by generator data
+        {
+            "arm": "randaugment+vae@walk [labeled]",
+            "condition": "randaugment+vae@walk",
+            "source": "labeled",
+        },
+        {"arm": "affine", "condition": "affine", "source": None},
+    ]
     summary = build_summary({**config, "shots": [1], "seeds": [0, 1, 2]}, listed, records, 9)
     targets = {t["output"]: t["best_classic_plus_generative"] for t in summary["targets"]}
     assert targets == {
@@ -174,6 +182,10 @@ def test_conditions_that_output_real_images_only_are_reported_apart(finished):
     assert real["vs_real_images"] is None
     markdown = format_markdown(summary)
     assert "Δ vs real images" in markdown and "| -6.0 [" in markdown
+    assert (
+        "Not run at this shot count - generator data labeled: randaugment+vae@walk; "
+        "no generator: affine." in markdown
+    )
     assert "randaugment+vae@whole (real images only)" in markdown
     assert "randaugment+vae@walk (real images only)" not in markdown
 

@@ -302,7 +302,10 @@ def format_markdown(summary: dict[str, Any]) -> str:
         best = entry["best_classic"] or "none measured"
         lines += [f"## {shots} shot{'s' if shots != '1' else ''} per class (best classic: {best})"]
         lines += ["", header, "|" + " --- |" * 12]
-        not_run = [row["arm"] for row in entry["conditions"] if not row["n"]]
+        not_run: dict[str, list[str]] = {}  # generator data -> conditions, for a short line
+        for row in entry["conditions"]:
+            if not row["n"]:
+                not_run.setdefault(row["source"] or "", []).append(row["condition"])
         for row in entry["conditions"]:
             if not row["n"]:  # listed under the table instead
                 continue
@@ -324,7 +327,12 @@ def format_markdown(summary: dict[str, Any]) -> str:
             )
         lines.append("")
         if not_run:
-            lines += [f"Not run at this shot count: {', '.join(not_run)}.", ""]
+            groups = [
+                f"{f'generator data {source}' if source else 'no generator'}: "
+                f"{', '.join(conditions)}"
+                for source, conditions in not_run.items()
+            ]
+            lines += [f"Not run at this shot count - {'; '.join(groups)}.", ""]
     if summary["targets"]:
         lines += [
             "## Targets",
