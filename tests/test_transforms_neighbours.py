@@ -193,12 +193,13 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
         neighbours_walk="whole",
         neighbours_space="pixels",
         neighbours_jitter=0.5,
+        neighbours_backtrack=False,
         p=1.0,
     )
     A.save(A.Compose([aug]), str(tmp_path / "pipe.yaml"), data_format="yaml")
     loaded = A.load(str(tmp_path / "pipe.yaml"), data_format="yaml").transforms[0]
     settings = ("mode", "neighbours", "neighbours_k", "neighbours_hops", "neighbours_walk")
-    settings += ("neighbours_space", "neighbours_jitter")
+    settings += ("neighbours_space", "neighbours_jitter", "neighbours_backtrack")
     assert tuple(getattr(loaded, name) for name in settings) == (
         "neighbour",
         "digits",
@@ -207,6 +208,7 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
         "whole",
         "pixels",
         0.5,
+        False,
     )
     image = (torch.rand(16, 16, 1) * 255).to(torch.uint8).numpy()
     assert loaded(image=image)["image"].shape == image.shape
@@ -253,3 +255,34 @@ def test_a_small_labelled_bank_walks_only_within_each_class():
         match = int(distances.argmin())
         assert distances[match] < 1e-4 and match != i and labels[match] == labels[i]
     assert not torch.allclose(out, own)
+
+
+def test_a_walk_that_may_not_backtrack_never_steps_straight_back(digits):
+    # Images that are in the bank themselves: a 2-hop walk that may backtrack often comes back
+    # to the image's own copy (hop 1 to a neighbour, hop 2 back); one that may not, never.
+    model = make_generator("test_vae", num_classes=0)
+    bank, images = digits.images[:200], digits.images[:64]
+
+    def returned(backtrack: bool) -> int:
+        walk = GenerativeAugment(
+            model,
+            mode="neighbour",
+            neighbours=bank,
+            neighbours_hops=2,
+            neighbours_walk="whole",
+            neighbours_backtrack=backtrack,
+            detail=1.0,
+            p=1.0,
+            seed=0,
+        )
+        out = walk(images)  # the real bank image each walk ends on
+        return int((out == images).flatten(1).all(dim=1).sum())
+
+    assert returned(True) > 5
+    assert returned(False) == 0
+    step = parse_condition("randaugment+vae@mode=neighbour,backtrack=0", ["vae"]).generative
+    assert step is not None and step.backtrack is False
+    with pytest.raises(GenaugError, match="neighbours_backtrack must be True or False"):
+        GenerativeAugment(model, mode="neighbour", neighbours=bank, neighbours_backtrack="no")
+    with pytest.raises(GenaugError, match="mode 'neighbour' only"):
+        GenerativeAugment(model, mode="perturb", neighbours_backtrack=False)

@@ -21,7 +21,7 @@ from genaug.eval.recipes import (
     split_conditions,
 )
 from genaug.models import list_generators
-from genaug.transforms.core import WALKS
+from genaug.transforms._checks import WALKS
 from genaug.transforms.neighbours import SPACES
 
 __all__ = [
@@ -69,8 +69,8 @@ class GeneratorSettings(AugmentSettings):
         train_augment: the generator's own training augmentation (``translation``, ``color``,
             ``cutout``, comma-separated; "" off): see ``TrainConfig.augment``.
         The :class:`~genaug.eval.recipes.AugmentSettings` fields (mode, p, strength, schedule,
-        order, k, hops, guide, detail, walk, space, jitter) are the augmentation defaults,
-        overridable per condition.
+        order, k, hops, guide, detail, walk, space, jitter, backtrack) are the augmentation
+        defaults, overridable per condition.
     """
 
     model: str
@@ -109,10 +109,12 @@ class GeneratorSettings(AugmentSettings):
                 f"got {settings.train_augment!r}."
             )
         parse_policy(settings.train_augment)
-        if not isinstance(settings.guide, bool):
-            raise GenaugError(
-                f"generator {name!r}: guide must be true or false, got {settings.guide!r}."
-            )
+        for key in ("guide", "backtrack"):
+            if not isinstance(getattr(settings, key), bool):
+                raise GenaugError(
+                    f"generator {name!r}: {key} must be true or false, got "
+                    f"{getattr(settings, key)!r}."
+                )
         for key, options in (("walk", WALKS), ("space", SPACES)):
             if getattr(settings, key) not in options:
                 raise GenaugError(

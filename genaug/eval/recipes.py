@@ -30,7 +30,7 @@ from torch import Tensor
 
 from genaug.data.convert import to_uint8_images
 from genaug.errors import GenaugError
-from genaug.transforms.core import WALKS
+from genaug.transforms._checks import WALKS
 from genaug.transforms.neighbours import SPACES
 
 __all__ = [
@@ -84,6 +84,8 @@ class AugmentSettings:
         jitter: for mode ``neighbour``, posterior scales of noise added to the latent where
             the walk arrives, in [0, 1] (a whole walk then gives a generated variation of the
             bank image instead of the bank image itself).
+        backtrack: for mode ``neighbour``, whether a hop may step straight back to where it
+            came from (``backtrack=0``: it takes the next nearest neighbour instead).
     """
 
     mode: str = "auto"
@@ -98,6 +100,7 @@ class AugmentSettings:
     walk: str = "partway"
     space: str = "latent"
     jitter: float = 0.0
+    backtrack: bool = True
 
     def settings(self) -> dict[str, Any]:
         """The augmentation fields as a dict."""
@@ -155,10 +158,10 @@ def _parse_value(key: str, text: str, condition: str) -> Any:
                 f"{key}=2."
             )
         return int(text)
-    if key == "guide":
+    if key in ("guide", "backtrack"):
         if text.lower() not in ("0", "1", "true", "false"):
             raise GenaugError(
-                f"condition {condition!r}: guide={text!r} must be 1 or 0 (true or false)."
+                f"condition {condition!r}: {key}={text!r} must be 1 or 0 (true or false)."
             )
         return text.lower() in ("1", "true")
     if key in ("p", "strength", "detail", "jitter"):
@@ -371,6 +374,7 @@ class GenerativeStage:
             neighbours_walk=step.walk if step.mode == "neighbour" else "partway",
             neighbours_space=step.space if step.mode == "neighbour" else "latent",
             neighbours_jitter=step.jitter if step.mode == "neighbour" else 0.0,
+            neighbours_backtrack=step.backtrack or step.mode != "neighbour",
             detail=step.detail,
         )
 

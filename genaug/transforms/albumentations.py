@@ -26,15 +26,15 @@ from torch.utils.data import get_worker_info
 from genaug.errors import GenaugError
 from genaug.models.base import Generator, family_class
 from genaug.models.checkpoint import read_generator_config
-from genaug.transforms.core import (
+from genaug.transforms._checks import (
     WALKS,
-    GenerativeAugment,
     check_detail,
+    check_flag,
     check_fraction,
     check_option,
-    mix_seeds,
     resolve_mode,
 )
+from genaug.transforms.core import GenerativeAugment, mix_seeds
 from genaug.transforms.neighbours import SPACES
 
 try:
@@ -67,6 +67,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         neighbours_space: ``latent`` or ``pixels`` (as for ``GenerativeAugment``).
         neighbours_jitter: posterior scales of noise where the walk arrives, in [0, 1] (as for
             ``GenerativeAugment``).
+        neighbours_backtrack: whether a hop may step straight back (as for
+            ``GenerativeAugment``).
         detail: how much of the image's own detail to keep, in [0, 1] (encoder modes; see
             :class:`~genaug.transforms.core.GenerativeAugment`).
     """
@@ -85,6 +87,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         neighbours_walk: str = "partway",
         neighbours_space: str = "latent",
         neighbours_jitter: float = 0.0,
+        neighbours_backtrack: bool = True,
         detail: float = 0.0,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
@@ -135,6 +138,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         self.neighbours_walk = check_option(neighbours_walk, "neighbours_walk", WALKS)
         self.neighbours_space = check_option(neighbours_space, "neighbours_space", SPACES)
         self.neighbours_jitter = check_fraction(neighbours_jitter, "neighbours_jitter")
+        self.neighbours_backtrack = check_flag(neighbours_backtrack, "neighbours_backtrack")
         self.detail = check_detail(detail, self.mode)
 
     # ------------------------------------------------------------------ the generator, lazily
@@ -153,6 +157,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 neighbours_walk=self.neighbours_walk,
                 neighbours_space=self.neighbours_space,
                 neighbours_jitter=self.neighbours_jitter,
+                neighbours_backtrack=self.neighbours_backtrack,
                 detail=self.detail,
             )
             augment.owner = type(self).__name__

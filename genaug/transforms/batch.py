@@ -45,7 +45,7 @@ class GenerativeMix(nn.Module):
         precision, compile: speed settings, as for ``GenerativeAugment`` (``bfloat16`` and
             ``compile=True`` are the fast choice on a GPU or on a CPU with AMX).
         neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk,
-            neighbours_space, neighbours_jitter: the bank of images mode ``neighbour`` walks toward, and how (as
+            neighbours_space, neighbours_jitter, neighbours_backtrack: the bank of images mode ``neighbour`` walks toward, and how (as
             for ``GenerativeAugment``).
         detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
@@ -80,6 +80,7 @@ class GenerativeMix(nn.Module):
         neighbours_walk: str = "partway",
         neighbours_space: str = "latent",
         neighbours_jitter: float = 0.0,
+        neighbours_backtrack: bool = True,
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -98,6 +99,7 @@ class GenerativeMix(nn.Module):
             neighbours_walk=neighbours_walk,
             neighbours_space=neighbours_space,
             neighbours_jitter=neighbours_jitter,
+            neighbours_backtrack=neighbours_backtrack,
             detail=detail,
         )
         self.augment.owner = type(self).__name__

@@ -35,67 +35,22 @@ from genaug.device import autocast_for
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.transforms import functional as F
+from genaug.transforms._checks import (
+    MODES,
+    PRECISIONS,
+    WALKS,
+    check_detail,
+    check_flag,
+    check_fraction,
+    check_option,
+    resolve_mode,
+    supported_modes,
+)
 from genaug.transforms._holder import GeneratorHolder
 from genaug.transforms._inputs import Prepared, prepare_batch
 from genaug.transforms.neighbours import SPACES, LatentBank, build_latent_bank
 
 __all__ = ["MODES", "PRECISIONS", "WALKS", "GenerativeAugment", "resolve_mode", "supported_modes"]
-
-MODES = ("perturb", "resample", "interpolate", "neighbour")
-WALKS = ("partway", "whole")  # how far a neighbour walk goes: t ~ U(0, strength), or t = strength
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def supported_modes(has_encoder: bool, conditional: bool) -> list[str]:
-    """The modes a generator can do: ``perturb`` and ``interpolate`` need an encoder."""
-    modes = ["perturb"] if has_encoder else []
-    modes.append("resample" if conditional else "resample (unlabelled images only)")
-    if has_encoder:
-        modes += ["interpolate", "neighbour (given neighbours)"]
-    return modes
-
-
-def resolve_mode(mode: str, has_encoder: bool, conditional: bool, family: str = "") -> str:
-    """``mode`` checked against what the generator can do; ``auto`` -> the best it supports."""
-    if not isinstance(mode, str) or mode not in (*MODES, "auto"):
-        raise GenaugError(f"Unknown generative mode {mode!r}; use one of auto, {', '.join(MODES)}.")
-    if mode == "auto":
-        return "perturb" if has_encoder else "resample"
-    if mode in ("perturb", "interpolate", "neighbour") and not has_encoder:
-        can = ", ".join(supported_modes(has_encoder, conditional))
-        raise GenaugError(
-            f"A {family or 'this'} generator has no encoder, so it cannot do mode {mode!r}; "
-            f"it can do {can} (or auto)."
-        )
-    return mode
-
-
-def check_fraction(value: Any, name: str) -> float:
-    """``value`` as a float in [0, 1], or a clear error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise GenaugError(f"{name} must be a number in [0, 1], got {value!r}.")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise GenaugError(f"{name} must lie in [0, 1], got {value!r}.")
-    return value
-
-
-def check_option(value: Any, name: str, options: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``options``, else a clear error naming ``name``."""
-    if value not in options:
-        raise GenaugError(f"{name} must be one of {', '.join(options)}, got {value!r}.")
-    return value
-
-
-def check_detail(value: Any, mode: str) -> float:
-    """``detail`` as a float in [0, 1]; only the encoder modes read an image to keep its detail."""
-    detail = check_fraction(value, "detail")
-    if detail > 0 and mode == "resample":
-        raise GenaugError(
-            "detail keeps an image's own detail, but mode 'resample' draws new images without "
-            "reading them; use detail=0, or an encoder mode (perturb, interpolate, neighbour)."
-        )
-    return detail
 
 
 def mix_seeds(seed: int, other: int) -> int:
@@ -144,6 +99,10 @@ class GenerativeAugment(nn.Module):
             scales of noise (as mode ``perturb`` with this strength), so that a whole walk
             gives a generated variation of the bank image, not the bank image itself. The
             scale goes from the image's to the bank image's along the walk. 0: no jitter.
+        neighbours_backtrack: whether a hop may step straight back to where it came from
+            (the default, as published). False: it takes the next nearest neighbour instead,
+            where that is another image, so a walk of several hops reaches further (in a class
+            of two images there is nowhere else to go, and the walk still comes back).
         detail: in [0, 1], how much of the image's own detail to keep (encoder modes only):
             ``output = generated + detail * (image - reconstruction)``, at the image's own size.
             A generator's images are smoother than real ones (a VAE's blur); with ``detail=1``
@@ -179,6 +138,7 @@ class GenerativeAugment(nn.Module):
         neighbours_walk: str = "partway",
         neighbours_space: str = "latent",
         neighbours_jitter: float = 0.0,
+        neighbours_backtrack: bool = True,
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -208,6 +168,7 @@ class GenerativeAugment(nn.Module):
         self.neighbours_walk = check_option(neighbours_walk, "neighbours_walk", WALKS)
         self.neighbours_space = check_option(neighbours_space, "neighbours_space", SPACES)
         self.neighbours_jitter = check_fraction(neighbours_jitter, "neighbours_jitter")
+        self.neighbours_backtrack = check_flag(neighbours_backtrack, "neighbours_backtrack")
         if self.mode == "neighbour":
             if neighbours is None:
                 raise GenaugError(
@@ -231,6 +192,7 @@ class GenerativeAugment(nn.Module):
             or neighbours_walk != "partway"
             or neighbours_space != "latent"
             or self.neighbours_jitter > 0
+            or not neighbours_backtrack
         ):
             raise GenaugError(
                 f"neighbours are used by mode 'neighbour' only, and the mode is {self.mode!r}; "
@@ -257,6 +219,8 @@ class GenerativeAugment(nn.Module):
             extra += f", neighbours_space={self.neighbours_space!r}"
         if self.neighbours_jitter:
             extra += f", neighbours_jitter={self.neighbours_jitter}"
+        if not self.neighbours_backtrack:
+            extra += ", neighbours_backtrack=False"
         if self.precision != "auto" or self.compile:
             extra += f", precision={self.precision!r}, compile={self.compile}"
         return extra
@@ -452,6 +416,7 @@ class GenerativeAugment(nn.Module):
                 pick(noise),
                 self.neighbours_jitter,
                 bank_scales,
+                self.neighbours_backtrack,
             )
         return kernel(
             model,

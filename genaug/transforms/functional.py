@@ -195,6 +195,16 @@ def nearest_latents(
     return indices, torch.isfinite(nearest)
 
 
+def own_bank_entry(query: Tensor, keys: Tensor) -> Tensor:
+    """For each row of ``query`` (B, D), the bank entry of ``keys`` (N, D) at distance ~0 (the
+    image's own copy in the bank), or -1 where there is none. (B,) long."""
+    distances = torch.cdist(
+        query.float(), keys.float(), compute_mode="donot_use_mm_for_euclid_dist"
+    )
+    closest, which = distances.min(dim=1)
+    return torch.where(closest < 1e-4, which, torch.full_like(which, -1))
+
+
 def neighbour(
     generator: Generator,
     images: Tensor,
@@ -212,6 +222,7 @@ def neighbour(
     noise: Tensor | None = None,
     jitter: float = 0.0,
     bank_scales: Tensor | None = None,
+    backtrack: bool = True,
 ) -> Tensor | tuple[Tensor, ...]:
     """Walk each image's latent toward a bank latent a few nearest-neighbour hops away, decode.
 
@@ -232,6 +243,9 @@ def neighbour(
             posterior scale x ``noise`` (as mode ``perturb`` with that strength), the scale
             going from the image's to the bank image's along the walk (``bank_scales`` (N, D);
             without them the image's own). 0: no jitter.
+        backtrack: whether a hop may step straight back to the bank image it came from (or,
+            on hop 2, to the image's own copy in the bank). False takes the next of the k
+            neighbours instead, where there is another: the walk then reaches further.
 
     Returns:
         (B, C, S, S) in [0, 1]; with ``reconstruct`` also the reconstructions; with
@@ -244,20 +258,32 @@ def neighbour(
     encoding = generator.encode(images, labels)
     z = encoding.mean  # (B, D)
     if bank_keys is None:
-        indices, found = nearest_latents(z, labels, bank, bank_labels, k)  # (B, k) each
+        query, keys = z, bank
     else:  # pixel space, quantised like the bank's keys so an image finds itself at distance 0
         query = ((images.float().clamp(0, 1) * 255).round() / 255).flatten(1)  # (B, C*S*S)
-        indices, found = nearest_latents(query, labels, bank_keys, bank_labels, k)
+        keys = bank_keys
+    indices, found = nearest_latents(query, labels, keys, bank_labels, k)  # (B, k) each
     # Pick among the neighbours that exist (a small class of a labelled bank may have fewer
     # than k): found ones come first, nearest first.
     count = found.sum(dim=1, keepdim=True)  # (B, 1)
     slot = choice[:, :1] % count.clamp(min=1)  # (B, 1)
     target = indices.gather(1, slot).squeeze(1)  # (B,) bank index after hop 1
     ok = count.squeeze(1) > 0  # (B,)
+    previous = None  # (B,) the bank entry each walk just left; -1: none
+    if not backtrack and choice.shape[1] > 1:
+        previous = own_bank_entry(query, keys)
     for hop in range(1, choice.shape[1]):
         assert graph is not None, "more than one hop needs the bank's neighbour graph"
-        step = choice[:, hop].clamp(max=graph.shape[1] - 1)
-        target = graph[target, step]
+        width = graph.shape[1]
+        step = choice[:, hop].clamp(max=width - 1)
+        following = graph[target, step]
+        if previous is not None:
+            # Stepping straight back: take the next of the k neighbours, where it differs.
+            other = graph[target, (step + 1) % width]
+            back = (following == previous) & (other != previous)
+            previous = target
+            following = torch.where(back, other, following)
+        target = following
     t = strength * mix.to(z.dtype) * ok.to(z.dtype)  # (B,)
     z_walk = z + t.unsqueeze(1) * (bank[target].to(z.dtype) - z)
     if jitter > 0:

@@ -81,7 +81,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
         labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
             the sample and returning its label(s), or None (no labels: unconditional use only).
         neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk,
-            neighbours_space, neighbours_jitter: the bank of images mode ``neighbour`` walks toward, and how (as
+            neighbours_space, neighbours_jitter, neighbours_backtrack: the bank of images mode ``neighbour`` walks toward, and how (as
             for ``GenerativeAugment``).
         detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
@@ -107,6 +107,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
         neighbours_walk: str = "partway",
         neighbours_space: str = "latent",
         neighbours_jitter: float = 0.0,
+        neighbours_backtrack: bool = True,
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -123,6 +124,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
             neighbours_walk=neighbours_walk,
             neighbours_space=neighbours_space,
             neighbours_jitter=neighbours_jitter,
+            neighbours_backtrack=neighbours_backtrack,
             detail=detail,
         )
         self.augment.owner = type(self).__name__

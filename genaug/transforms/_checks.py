@@ -1,0 +1,76 @@
+"""Checks of the transforms' settings, shared by GenerativeAugment and its adapters.
+
+Each returns the checked value or raises a :class:`~genaug.errors.GenaugError` of one sentence
+that names the setting and what it accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genaug.errors import GenaugError
+
+MODES = ("perturb", "resample", "interpolate", "neighbour")
+WALKS = ("partway", "whole")  # how far a neighbour walk goes: t ~ U(0, strength), or t = strength
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def supported_modes(has_encoder: bool, conditional: bool) -> list[str]:
+    """The modes a generator can do: ``perturb`` and ``interpolate`` need an encoder."""
+    modes = ["perturb"] if has_encoder else []
+    modes.append("resample" if conditional else "resample (unlabelled images only)")
+    if has_encoder:
+        modes += ["interpolate", "neighbour (given neighbours)"]
+    return modes
+
+
+def resolve_mode(mode: str, has_encoder: bool, conditional: bool, family: str = "") -> str:
+    """``mode`` checked against what the generator can do; ``auto`` -> the best it supports."""
+    if not isinstance(mode, str) or mode not in (*MODES, "auto"):
+        raise GenaugError(f"Unknown generative mode {mode!r}; use one of auto, {', '.join(MODES)}.")
+    if mode == "auto":
+        return "perturb" if has_encoder else "resample"
+    if mode in ("perturb", "interpolate", "neighbour") and not has_encoder:
+        can = ", ".join(supported_modes(has_encoder, conditional))
+        raise GenaugError(
+            f"A {family or 'this'} generator has no encoder, so it cannot do mode {mode!r}; "
+            f"it can do {can} (or auto)."
+        )
+    return mode
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """``value`` as a float in [0, 1], or a clear error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise GenaugError(f"{name} must be a number in [0, 1], got {value!r}.")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise GenaugError(f"{name} must lie in [0, 1], got {value!r}.")
+    return value
+
+
+def check_option(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``options``, else a clear error naming ``name``."""
+    if value not in options:
+        raise GenaugError(f"{name} must be one of {', '.join(options)}, got {value!r}.")
+    return value
+
+
+def check_detail(value: Any, mode: str) -> float:
+    """``detail`` as a float in [0, 1]; only the encoder modes read an image to keep its detail."""
+    detail = check_fraction(value, "detail")
+    if detail > 0 and mode == "resample":
+        raise GenaugError(
+            "detail keeps an image's own detail, but mode 'resample' draws new images without "
+            "reading them; use detail=0, or an encoder mode (perturb, interpolate, neighbour)."
+        )
+    return detail
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` if it is True or False, else a clear error naming ``name``."""
+    if not isinstance(value, bool):
+        raise GenaugError(f"{name} must be True or False, got {value!r}.")
+    return value
