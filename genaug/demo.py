@@ -91,7 +91,8 @@ def _short_table(summary: dict[str, Any]) -> str:
     lines = [
         f"timm {config['model']} on {config['data']}, {config['steps']} steps, "
         f"{len(config['seeds'])} seeds; VAE trained on the pool (labels hidden), walking "
-        "6 nearest-neighbour hops through it within the class (guided walk). "
+        "6 nearest-neighbour hops through it within the class (guided walk) to a pool image "
+        "and outputting the VAE's variation of it. "
         "Test accuracy %, mean [95% t-interval, clipped to 0-100]; gain vs the best classic "
         "condition in pp.",
         "",
