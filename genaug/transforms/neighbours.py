@@ -55,8 +55,9 @@ class LatentBank:
     images' own detail (``detail > 0``). ``keys`` (N, C*S*S) float: the bank images' pixels, when
     neighbours are found in pixel space (then the graph is built on them). ``scales`` (N, D):
     the latents' posterior scales, kept when the walk jitters around where it arrives.
-    ``on(device)`` returns the tensors on a device, copied once per device: the CPU copy is the one that pickles and the one a DataLoader worker uses,
-    so no CUDA tensor reaches a worker.
+    ``on(device)`` returns the tensors on a device, copied once per device: the CPU copy is
+    the one that pickles and the one a DataLoader worker uses, so no CUDA tensor reaches a
+    worker.
     """
 
     def __init__(
