@@ -169,7 +169,8 @@ def nearest_latents(
     bank: Tensor,
     bank_labels: Tensor | None,
     k: int,
-) -> tuple[Tensor, Tensor]:
+    own: bool = False,
+) -> tuple[Tensor, ...]:
     """The ``k`` nearest bank latents of each row of ``z`` (Euclidean), and whether they exist.
 
     Args:
@@ -179,30 +180,27 @@ def nearest_latents(
 
     Returns:
         indices (B, k) into the bank and ``found`` (B, k) bool. A bank entry at distance ~0 is
-        the image itself (the bank may hold it) and does not count.
+        the image itself (the bank may hold it) and does not count. With ``own``, also that
+        entry (B,) long per row, -1 where the bank does not hold the image (same distances).
     """
     # Exact distances (the matrix-product shortcut is off by ~1e-3, which would hide the
     # image itself among its neighbours); (B, N) is small: a batch against the bank.
     distances = torch.cdist(
         z.float(), bank.float(), compute_mode="donot_use_mm_for_euclid_dist"
     )  # (B, N)
-    excluded = distances < 1e-4
+    itself = distances < 1e-4
+    if own:
+        closest, which = distances.min(dim=1)  # (B,)
+        entry = torch.where(closest < 1e-4, which, torch.full_like(which, -1))
+    excluded = itself
     if labels is not None and bank_labels is not None:
-        excluded |= labels.unsqueeze(1) != bank_labels.unsqueeze(0)
+        excluded = excluded | (labels.unsqueeze(1) != bank_labels.unsqueeze(0))
     distances = distances.masked_fill(excluded, float("inf"))
     k = min(k, bank.shape[0])
     nearest, indices = distances.topk(k, dim=1, largest=False)  # (B, k)
+    if own:
+        return indices, torch.isfinite(nearest), entry
     return indices, torch.isfinite(nearest)
-
-
-def own_bank_entry(query: Tensor, keys: Tensor) -> Tensor:
-    """For each row of ``query`` (B, D), the bank entry of ``keys`` (N, D) at distance ~0 (the
-    image's own copy in the bank), or -1 where there is none. (B,) long."""
-    distances = torch.cdist(
-        query.float(), keys.float(), compute_mode="donot_use_mm_for_euclid_dist"
-    )
-    closest, which = distances.min(dim=1)
-    return torch.where(closest < 1e-4, which, torch.full_like(which, -1))
 
 
 def neighbour(
@@ -262,16 +260,17 @@ def neighbour(
     else:  # pixel space, quantised like the bank's keys so an image finds itself at distance 0
         query = ((images.float().clamp(0, 1) * 255).round() / 255).flatten(1)  # (B, C*S*S)
         keys = bank_keys
-    indices, found = nearest_latents(query, labels, keys, bank_labels, k)  # (B, k) each
+    # Without backtracking, the walk also needs the image's own bank entry (hop 2 must not
+    # step back onto it): found in the same distances.
+    far = not backtrack and choice.shape[1] > 1
+    indices, found, *own = nearest_latents(query, labels, keys, bank_labels, k, own=far)
     # Pick among the neighbours that exist (a small class of a labelled bank may have fewer
     # than k): found ones come first, nearest first.
     count = found.sum(dim=1, keepdim=True)  # (B, 1)
     slot = choice[:, :1] % count.clamp(min=1)  # (B, 1)
     target = indices.gather(1, slot).squeeze(1)  # (B,) bank index after hop 1
     ok = count.squeeze(1) > 0  # (B,)
-    previous = None  # (B,) the bank entry each walk just left; -1: none
-    if not backtrack and choice.shape[1] > 1:
-        previous = own_bank_entry(query, keys)
+    previous = own[0] if far else None  # (B,) the bank entry each walk just left; -1: none
     for hop in range(1, choice.shape[1]):
         assert graph is not None, "more than one hop needs the bank's neighbour graph"
         width = graph.shape[1]
