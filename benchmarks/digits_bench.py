@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 
 from genaug import distributed
-from genaug.eval.bench import (
+from genaug.bench.config import CONFIG_NAME, GENERATORS_DIR, RUNS_NAME
+from genaug.bench.run import (
     BenchConfig,
     build_bench_config,
     parse_int_list,
@@ -34,7 +35,6 @@ from genaug.eval.bench import (
     report_bench,
     run_bench,
 )
-from genaug.eval.bench_config import CONFIG_NAME, GENERATORS_DIR, RUNS_NAME
 from genaug.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent

@@ -22,8 +22,8 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 from genaug.data import load_dataset
-from genaug.data.synthetic import image_to_pil
 from genaug.train import TrainConfig, train
+from genaug.transforms.synthetic import image_to_pil
 from genaug.transforms.torchvision import JointTransformDataset, TorchvisionGenerativeAugment
 
 

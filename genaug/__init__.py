@@ -6,18 +6,17 @@ whether it helps.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from genaug.data.synthetic import MixedDataset, SyntheticDataset  # noqa: E402
-from genaug.errors import GenaugError  # noqa: E402
-from genaug.models import (  # noqa: E402
+from genaug.errors import GenaugError
+from genaug.models import (
     Generator,
     create_generator,
     list_generators,
     load_generator,
     save_generator,
 )
-from genaug.transforms import GenerativeAugment, GenerativeMix  # noqa: E402
+from genaug.transforms import GenerativeAugment, GenerativeMix
+from genaug.transforms.synthetic import MixedDataset, SyntheticDataset
+from genaug.version import __version__
 
 __all__ = [
     "AlbumentationsGenerativeAugment",

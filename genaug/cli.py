@@ -36,7 +36,7 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from genaug import __version__
+    from genaug.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="genaug", description="Generative data augmentation for PyTorch vision pipelines."
@@ -190,9 +190,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from genaug.data.synthetic import export_synthetic_set, sample_indices
     from genaug.models import load_generator
+    from genaug.models.sampling import sample_indices
     from genaug.plots import save_image_rows
+    from genaug.transforms.synthetic import export_synthetic_set
 
     model = load_generator(args.checkpoint, device=distributed.init(args.device))
     out = Path(args.out)
@@ -256,7 +257,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from genaug.eval.bench import (
+    from genaug.bench.run import (
         build_bench_config,
         parse_int_list,
         parse_seeds,

@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from genaug.bench.run import BenchConfig, run_bench
 from genaug.errors import GenaugError
-from genaug.eval.bench import BenchConfig, run_bench
 
 DEMO_CONDITIONS = ["none", "randaugment", "vae", "randaugment+vae"]
 DEMO_GENERATOR_STEPS = 1500  # the VAE's budget: a fifth of the demo's time on 2 CPU cores

@@ -11,18 +11,18 @@ import pytest
 import torch
 from PIL import Image
 
-import genaug.eval.bench as bench_module
-from genaug.cli import main
-from genaug.errors import GenaugError
-from genaug.eval.bench import BenchConfig, read_runs, report_bench, run_bench
-from genaug.eval.classifier import check_model_name, create_classifier, macro_f1
-from genaug.eval.recipes import (
+import genaug.bench.run as bench_module
+from genaug.bench.classifier import check_model_name, create_classifier, macro_f1
+from genaug.bench.recipes import (
     build_pipeline,
     classic_transform,
     parse_condition,
     split_conditions,
 )
-from genaug.eval.report import build_summary, format_markdown
+from genaug.bench.report import build_summary, format_markdown
+from genaug.bench.run import BenchConfig, read_runs, report_bench, run_bench
+from genaug.cli import main
+from genaug.errors import GenaugError
 
 GENERATORS = ["test_vae", "test_gan", "test_cgan"]
 CONDITIONS = ["none", "flipcrop", "test_vae", "randaugment+test_vae", "more-real"]

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import genaug.demo as demo_module
+from genaug.bench.arms import plan_arms
 from genaug.cli import main
 from genaug.data import load_dataset
-from genaug.eval.bench_arms import plan_arms
 
 
 @pytest.fixture(autouse=True)

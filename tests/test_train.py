@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from genaug import GenaugError, list_generators, load_generator
+from genaug.data import batch_indices
 from genaug.train import TrainingDiverged, train
-from genaug.train.loop import batch_indices
 
 FAMILY_TEST_MODELS = list_generators("test_")
 

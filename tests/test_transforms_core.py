@@ -17,8 +17,9 @@ from torch import nn
 import genaug
 import genaug.transforms as transforms_package
 from genaug import GenaugError, GenerativeAugment, list_generators, save_generator
+from genaug.models import holder as _holder
 from genaug.models.base import Encoding, Generator
-from genaug.transforms import _holder, core
+from genaug.transforms import core
 from genaug.transforms import functional as F
 from genaug.transforms.core import resolve_mode
 

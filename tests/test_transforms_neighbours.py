@@ -8,9 +8,9 @@ import pytest
 import torch
 from helpers import make_generator, neighbour_bank, single_thread  # noqa: F401
 
+from genaug.bench.recipes import parse_condition
 from genaug.data import load_dataset
 from genaug.errors import GenaugError
-from genaug.eval.recipes import parse_condition
 from genaug.transforms import GenerativeAugment
 from genaug.transforms import functional as F
 from genaug.transforms.neighbours import build_latent_bank, propagate_labels

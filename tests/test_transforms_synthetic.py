@@ -11,7 +11,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from torchvision.datasets import ImageFolder
 
 from genaug import GenaugError, MixedDataset, SyntheticDataset, list_generators, save_generator
-from genaug.data.synthetic import export_image_folder
+from genaug.transforms.synthetic import export_image_folder
 
 TEST_MODELS = list_generators("test_")
 

@@ -15,8 +15,8 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 from genaug import GenaugError, save_generator
-from genaug.data.synthetic import image_to_pil
-from genaug.transforms import _holder
+from genaug.models import holder as _holder
+from genaug.transforms.synthetic import image_to_pil
 from genaug.transforms.torchvision import (
     JointTransformDataset,
     TargetsNotTransformedWarning,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from genaug.data.batches import batch_indices
 from genaug.data.convert import (
     convert_channels,
     resize_images,
@@ -20,6 +21,7 @@ __all__ = [
     "FewShotSplit",
     "ImageDataset",
     "SkippedFileWarning",
+    "batch_indices",
     "convert_channels",
     "few_shot_split",
     "list_dataset_specs",

@@ -32,7 +32,6 @@ from torch import Tensor
 
 from genaug.data import ImageDataset, load_dataset, train_test_split
 from genaug.data.convert import convert_channels, resize_images, to_uint8_images
-from genaug.data.synthetic import sample_indices
 from genaug.device import resolve_device
 from genaug.errors import GenaugError
 from genaug.eval.metrics import (
@@ -51,6 +50,7 @@ from genaug.eval.reference import (
 )
 from genaug.io import atomic_write_json
 from genaug.models.base import Generator
+from genaug.models.sampling import sample_indices
 
 __all__ = [
     "evaluate_generator",

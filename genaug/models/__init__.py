@@ -7,6 +7,7 @@ from genaug.models.base import Encoding, Generator, list_families, validate_imag
 from genaug.models.cgan import CGAN
 from genaug.models.checkpoint import load_generator, read_generator_config, save_generator
 from genaug.models.gan import GAN
+from genaug.models.holder import GeneratorHolder
 from genaug.models.registry import create_generator, list_generators, register
 from genaug.models.vae import VAE
 
@@ -16,6 +17,7 @@ __all__ = [
     "VAE",
     "Encoding",
     "Generator",
+    "GeneratorHolder",
     "create_generator",
     "list_families",
     "list_generators",

@@ -28,7 +28,7 @@ LATEST_NAME = "latest"  # in a run folder's checkpoints/: the name of the newest
 
 def generator_config(model: Generator, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON description of ``model`` that :func:`load_generator` rebuilds it from."""
-    from genaug import __version__
+    from genaug.version import __version__
 
     return {
         "format_version": FORMAT_VERSION,

@@ -28,7 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genaug import distributed
-from genaug.data import ImageDataset, load_dataset
+from genaug.data import ImageDataset, batch_indices, load_dataset
 from genaug.device import autocast_for, memory_format_for
 from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
@@ -62,23 +62,6 @@ class TrainResult:
     steps: int
     seconds: float  # wall time of this call
     losses: dict[str, float]  # the last logged losses
-
-
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> Tensor:
-    """Indices of the batch at ``step``: consecutive slices of per-epoch permutations.
-
-    The order depends only on (seed, step), so a resumed run sees exactly the batches an
-    uninterrupted one would, with no sampler state to save. Works when n < batch_size too.
-    """
-    start = step * batch_size
-    parts, position = [], start
-    while position < start + batch_size:
-        epoch, offset = divmod(position, n)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        take = min(n - offset, start + batch_size - position)
-        parts.append(order[offset : offset + take])
-        position += take
-    return torch.cat(parts)
 
 
 def _prepare_run_dir(config: TrainConfig) -> tuple[Path, Path | None]:

@@ -26,7 +26,7 @@ from torch.utils.data import get_worker_info
 from genaug.errors import GenaugError
 from genaug.models.base import Generator, family_class
 from genaug.models.checkpoint import read_generator_config
-from genaug.transforms._checks import (
+from genaug.transforms.checks import (
     WALKS,
     check_detail,
     check_flag,

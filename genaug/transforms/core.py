@@ -34,8 +34,10 @@ from genaug.data.convert import convert_channels, resize_images, to_float_images
 from genaug.device import autocast_for
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
+from genaug.models.holder import GeneratorHolder
 from genaug.transforms import functional as F
-from genaug.transforms._checks import (
+from genaug.transforms._inputs import Prepared, prepare_batch
+from genaug.transforms.checks import (
     MODES,
     PRECISIONS,
     WALKS,
@@ -46,8 +48,6 @@ from genaug.transforms._checks import (
     resolve_mode,
     supported_modes,
 )
-from genaug.transforms._holder import GeneratorHolder
-from genaug.transforms._inputs import Prepared, prepare_batch
 from genaug.transforms.neighbours import SPACES, LatentBank, build_latent_bank
 
 __all__ = ["MODES", "PRECISIONS", "WALKS", "GenerativeAugment", "resolve_mode", "supported_modes"]

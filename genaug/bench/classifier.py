@@ -9,7 +9,7 @@ the same weights (a paired design).
 
 The augmentation is any callable ``augment(images, labels) -> (images, labels)`` on a batch
 ``(B, C, H, W)`` (uint8 0-255 or float in [0, 1]) and labels ``(B,)``: a recipe from
-:mod:`genaug.eval.recipes`, a :class:`~genaug.transforms.GenerativeMix`, or your own. If it has
+:mod:`genaug.bench.recipes`, a :class:`~genaug.transforms.GenerativeMix`, or your own. If it has
 a ``set_progress(fraction)`` method, the loop calls it before every step (for schedules).
 """
 
@@ -27,10 +27,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from genaug.data import batch_indices
 from genaug.data.convert import to_float_images
 from genaug.device import autocast_for, memory_format_for, resolve_device
 from genaug.errors import GenaugError
-from genaug.train.loop import batch_indices
 
 __all__ = [
     "BatchAugment",

@@ -16,32 +16,7 @@ from torch.utils.data import Dataset
 from genaug.data.convert import convert_channels, resize_images
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
-
-
-def latents_for_indices(indices: Tensor, seed: int, latent_dim: int) -> Tensor:
-    """One latent (latent_dim,) per sample index, from a generator seeded by (seed, index).
-
-    Sample ``i`` is the same image however the indices are batched, sharded or ordered.
-    """
-    rows = [
-        torch.randn(latent_dim, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
-        for i in indices.tolist()
-    ]
-    return torch.stack(rows) if rows else torch.empty(0, latent_dim)
-
-
-def labels_for_indices(indices: Tensor, num_classes: int) -> Tensor | None:
-    """Balanced classes by index (index i has class i % num_classes), None when unconditional."""
-    return indices.long() % num_classes if num_classes else None
-
-
-@torch.no_grad()
-def sample_indices(model: Generator, indices: Tensor, seed: int) -> tuple[Tensor, Tensor | None]:
-    """Images (B, C, H, W) in [0, 1] on the CPU and their labels for the given sample indices."""
-    z = latents_for_indices(indices, seed, model.latent_dim).to(model.device)
-    labels = labels_for_indices(indices, model.num_classes)
-    images = model.decode(z, None if labels is None else labels.to(model.device))
-    return images.float().cpu(), labels
+from genaug.models.sampling import labels_for_indices, sample_indices
 
 
 def image_to_pil(image: Tensor) -> Image.Image:
@@ -153,7 +128,7 @@ class SyntheticDataset(Dataset):
         image_size: int | tuple[int, int] | None = None,
         channels: int | None = None,
     ) -> None:
-        from genaug.transforms._holder import GeneratorHolder
+        from genaug.models.holder import GeneratorHolder
 
         self.holder = GeneratorHolder(generator, owner="SyntheticDataset")
         self.n_per_class = _check_count(n_per_class, "n_per_class", "SyntheticDataset")

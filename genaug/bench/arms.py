@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genaug.bench.config import BenchConfig
+from genaug.bench.recipes import Recipe, parse_condition
 from genaug.data import ImageDataset
 from genaug.errors import GenaugError
-from genaug.eval.bench_config import BenchConfig
-from genaug.eval.recipes import Recipe, parse_condition
 from genaug.models import list_generators, load_generator
 from genaug.models.base import family_class, validate_image_size
 

@@ -24,7 +24,8 @@ from typing import Any
 import torch.distributed as dist
 
 from genaug import distributed
-from genaug.eval.bench_config import RUNS_NAME, BenchConfig
+from genaug.bench.config import RUNS_NAME, BenchConfig
+from genaug.bench.runs import read_runs
 from genaug.io import atomic_write_text
 
 WAIT_ENV = "GENAUG_BENCH_WAIT"
@@ -56,8 +57,6 @@ class BenchShare:
 
     def read_done(self) -> dict[str, dict[str, Any]]:
         """Every finished run: runs.jsonl plus the per-rank files of an unmerged earlier job."""
-        from genaug.eval.bench import read_runs
-
         done = read_runs(self.out / RUNS_NAME)
         for path in sorted(self.out.glob("runs.rank*.jsonl")):
             done.update(read_runs(path))

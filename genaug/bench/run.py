@@ -1,7 +1,7 @@
 """``genaug bench``: the downstream benchmark grid, with generator caching and resume.
 
 The grid is shots x seeds x *arms*. An arm is a condition (a recipe of
-:mod:`genaug.eval.recipes`) and, for generative conditions, the data its generator was trained
+:mod:`genaug.bench.recipes`) and, for generative conditions, the data its generator was trained
 on (``labeled``: the k-shot images with their labels; ``pool``: every training image, labels
 hidden - the semi-supervised setting; ``checkpoint:PATH``: a given generator). Non-generative
 conditions do not depend on the source and run once.
@@ -14,7 +14,7 @@ shots of the cell (the data layer draws shots as a prefix of one permutation per
 
 The run folder holds ``bench_config.json``, ``runs.jsonl`` (one line per finished run: an
 interrupted bench resumes where it stopped), ``generators/`` (cached generator runs, resumable
-too), and the report (``summary.json``, ``summary.md``, PNG plots) from :mod:`genaug.eval.report`.
+too), and the report (``summary.json``, ``summary.md``, PNG plots) from :mod:`genaug.bench.report`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ import torch
 from tqdm.auto import tqdm
 
 from genaug import distributed
-from genaug.data import ImageDataset, few_shot_split, load_dataset
-from genaug.errors import GenaugError
-from genaug.eval.bench_arms import Arm, plan_arms
-from genaug.eval.bench_cache import GeneratorCache, stable_seed
-from genaug.eval.bench_config import (
+from genaug.bench.arms import Arm, plan_arms
+from genaug.bench.cache import GeneratorCache, stable_seed
+from genaug.bench.classifier import check_model_name, create_classifier, train_classifier
+from genaug.bench.config import (
     CONFIG_NAME,
     GENERATORS_DIR,
     RUNS_NAME,
@@ -47,9 +46,11 @@ from genaug.eval.bench_config import (
     parse_int_list,
     parse_seeds,
 )
-from genaug.eval.bench_distributed import BenchShare, prepare_out_on_main
-from genaug.eval.classifier import check_model_name, create_classifier, train_classifier
-from genaug.eval.recipes import build_pipeline
+from genaug.bench.distributed import BenchShare, prepare_out_on_main
+from genaug.bench.recipes import build_pipeline
+from genaug.bench.runs import append_run, read_runs
+from genaug.data import ImageDataset, batch_indices, few_shot_split, load_dataset
+from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
 
 __all__ = [
@@ -109,37 +110,6 @@ def _prepare_out(config: BenchConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(saved, config.to_dict())
     return out
-
-
-def read_runs(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """The finished runs in a ``runs.jsonl`` by key (a torn last line is ignored)."""
-    runs: dict[str, dict[str, Any]] = {}
-    path = Path(path)
-    if not path.is_file():
-        return runs
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash: that run is done again
-        if isinstance(record, dict) and "key" in record:
-            runs[record["key"]] = record
-    return runs
-
-
-def _append_run(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        if f.tell() and not _ends_with_newline(path):
-            f.write("\n")  # after a torn line, start a fresh one
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
 
 
 def run_key(shots: int, seed: int, arm: Arm) -> str:
@@ -322,7 +292,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
                 for arm in todo:
                     bar.set_postfix_str(f"{shots}-shot seed {seed} {arm.label}")
                     record = _run_one(config, arm, shots, seed, split, more_real, cache)
-                    _append_run(runs_path, record)
+                    append_run(runs_path, record)
                     done[record["key"]] = record
                     ran += 1
                     bar.update(1)
@@ -360,7 +330,7 @@ def _write_report(
     command: str | None,
     skipped: list[dict[str, str]],
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    from genaug.eval.report import write_report
+    from genaug.bench.report import write_report
 
     grid = [(k, s, arm) for k in config.shots for s in config.seeds for arm in arms]
     records = [done[run_key(k, s, a)] for k, s, a in grid if run_key(k, s, a) in done]
@@ -381,8 +351,6 @@ def _preview_rows(
     config: BenchConfig, arms: list[Arm], dataset: ImageDataset, cache: GeneratorCache
 ) -> list[tuple[str, torch.Tensor]]:
     """A few training images per arm after augmentation (first shot count, first seed)."""
-    from genaug.train.loop import batch_indices
-
     shots, seed = config.shots[0], config.seeds[0]
     split = few_shot_split(dataset, shots, seed, config.test_fraction, config.test_seed)
     rows: list[tuple[str, torch.Tensor]] = []

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from genaug.bench.stats import error_rate_reduction, paired_comparison, summarize
 from genaug.data.convert import to_float_images
-from genaug.eval.stats import error_rate_reduction, paired_comparison, summarize
 from genaug.io import atomic_write_json, atomic_write_text
 
 __all__ = ["build_summary", "format_markdown", "write_report"]

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genaug.errors import GenaugError
-from genaug.eval.classifier import ClassifierConfig
-from genaug.eval.recipes import (
+from genaug.bench.classifier import ClassifierConfig
+from genaug.bench.recipes import (
     CLASSIC,
     ORDERS,
     SCHEDULES,
@@ -20,8 +19,9 @@ from genaug.eval.recipes import (
     flips_preserve_labels,
     split_conditions,
 )
+from genaug.errors import GenaugError
 from genaug.models import list_generators
-from genaug.transforms._checks import WALKS
+from genaug.transforms.checks import WALKS
 from genaug.transforms.neighbours import SPACES
 
 __all__ = [
@@ -68,7 +68,7 @@ class GeneratorSettings(AugmentSettings):
             (a ``pool`` generator is always unconditional: the pool's labels are never used).
         train_augment: the generator's own training augmentation (``translation``, ``color``,
             ``cutout``, comma-separated; "" off): see ``TrainConfig.augment``.
-        The :class:`~genaug.eval.recipes.AugmentSettings` fields (mode, p, strength, schedule,
+        The :class:`~genaug.bench.recipes.AugmentSettings` fields (mode, p, strength, schedule,
         order, k, hops, guide, detail, walk, space, jitter, backtrack) are the augmentation
         defaults, overridable per condition.
     """
@@ -141,7 +141,7 @@ class BenchConfig:
         seeds: the seeds (each one: its own k-shot subset, init and generator).
         model, pretrained_file, steps, batch_size, lr, weight_decay, label_smoothing, amp:
             the timm classifier and its training (see :class:`ClassifierConfig`).
-        conditions: the recipes to compare (see :mod:`genaug.eval.recipes`).
+        conditions: the recipes to compare (see :mod:`genaug.bench.recipes`).
         generator_data: ``labeled``, ``pool`` and/or ``checkpoint:PATH``.
         generators: per generator name, :class:`GeneratorSettings` as a dict.
         more_real_factor: how many times the real shots the ``more-real`` reference gets.

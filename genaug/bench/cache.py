@@ -10,10 +10,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from genaug.bench.config import BenchConfig
 from genaug.data import ImageDataset, train_test_split
 from genaug.device import resolve_device
 from genaug.errors import GenaugError
-from genaug.eval.bench_config import BenchConfig
 from genaug.io import atomic_write_json
 from genaug.models import load_generator
 from genaug.models.base import Generator

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from genaug.data.convert import to_uint8_images
 from genaug.errors import GenaugError
-from genaug.transforms._checks import WALKS
+from genaug.transforms.checks import WALKS
 from genaug.transforms.neighbours import SPACES
 
 __all__ = [
