@@ -14,6 +14,9 @@ repetition (so a busy machine slows them alike), reported as ratios:
    applies one draw to the whole batch, is listed for reference.
 2. A timm resnet18 training step (32 px, batch 128, float32) with and without GenerativeMix
    (p=0.5) in front of it: the overhead of generative augmentation on the training device.
+3. Images per second of the Kornia adapter (KorniaGenerativeAugment) beside Kornia's own
+   RandomAffine and ColorJitter, on float images on the device (32 and 64 px, p=1), alone and
+   inside AugmentationSequential. ``--parts kornia`` runs this one alone.
 
 The generators are untrained (the same size and cost as trained ones). Targets (CPU, 2 threads):
 generative >= 1.0x TrivialAugment img/s at 32 px; training step overhead <= 10%.
@@ -35,6 +38,7 @@ import torch
 
 from genaug import GenerativeAugment, GenerativeMix, create_generator
 from genaug.data import ImageDataset
+from genaug.device import autocast_for, memory_format_for
 
 MODES = ("perturb", "resample", "interpolate", "neighbour")
 BANK_SIZE = 1257  # mode neighbour walks through a bank this size (the digits pool)
@@ -188,6 +192,84 @@ def training_overhead(args: argparse.Namespace, device: torch.device) -> list[di
     ]
 
 
+def kornia_candidates(
+    args: argparse.Namespace, device: torch.device, size: int
+) -> dict[str, Callable[[], object]]:
+    """Kornia's own RandomAffine / ColorJitter and the Kornia adapter, on the same batch.
+
+    Every candidate gets the same float (B, 3, S, S) images in [0, 1] on the device (channels_last
+    on CUDA, as a training batch there), p=1 (every image transformed, with its own draw); Kornia's
+    own run under bf16 autocast on CUDA, the adapter at each precision. The generator is the
+    untrained conditional one of part 1, given the labels at the call.
+    """
+    import kornia.augmentation as K
+
+    from genaug.transforms.kornia import KorniaGenerativeAugment
+
+    torch.manual_seed(0)
+    images = torch.rand(args.batch, 3, size, size, device=device)
+    images = images.contiguous(memory_format=memory_format_for(device))
+    labels = (torch.arange(args.batch) % 10).to(device)
+    autocast = autocast_for(device)
+    affine = K.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1), p=1.0)
+    jitter = K.ColorJitter(0.2, 0.2, 0.2, 0.05, p=1.0)
+
+    def own(transform: torch.nn.Module) -> Callable[[], object]:
+        def call() -> object:
+            with autocast():
+                return transform(images)
+
+        return call
+
+    def generative(aug: KorniaGenerativeAugment, pipeline: torch.nn.Module) -> Callable[[], object]:
+        def call() -> object:
+            with aug.use_labels(labels):
+                return pipeline(images)
+
+        return call
+
+    candidates: dict[str, Callable[[], object]] = {
+        "kornia RandomAffine": own(affine),
+        "kornia ColorJitter": own(jitter),
+        "kornia AugmentationSequential(RandomAffine, ColorJitter)": own(
+            K.AugmentationSequential(affine, jitter).to(device)
+        ),
+    }
+    model = create_generator(args.family, image_size=size, channels=3, num_classes=10)
+    precisions = ["float32"]
+    if device.type == "cuda" or cpu_has_fast_bfloat16():
+        precisions.append("bfloat16")
+    for precision in precisions:
+        aug = KorniaGenerativeAugment(model, p=1.0, precision=precision).to(device)
+        sequence = K.AugmentationSequential(affine, aug, jitter).to(device)
+        candidates[f"KorniaGenerativeAugment perturb ({precision})"] = generative(aug, aug)
+        name = f"AugmentationSequential(RandomAffine, generative ({precision}), ColorJitter)"
+        candidates[name] = generative(aug, sequence)
+    core = GenerativeAugment(model, p=1.0, seed=0).to(device)
+    candidates["GenerativeAugment perturb (float32, the core, for reference)"] = lambda: core(
+        images, labels
+    )
+    return candidates
+
+
+def kornia_throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Images/s of the Kornia adapter beside Kornia's own RandomAffine and ColorJitter."""
+    rows = []
+    for size in (32, 64):
+        seconds = interleaved(kornia_candidates(args, device, size), args.repeats, device)
+        reference = seconds["kornia ColorJitter"]
+        for name, value in seconds.items():
+            rows.append(
+                {
+                    "size": size,
+                    "transform": name,
+                    "images_per_s": args.batch / value,
+                    "vs_colorjitter": reference / value,
+                }
+            )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -197,6 +279,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--family", default="vae", help="generator (default vae: every mode)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
     parser.add_argument("--out", help="also write the results as JSON here")
+    parser.add_argument(
+        "--parts",
+        default="transforms,training,kornia",
+        help="comma-separated parts to run: transforms, training, kornia (default all)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -206,26 +293,43 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.threads} threads, load average {load}, torch {torch.__version__}, "
         f"device {device}, native CPU bfloat16: {cpu_has_fast_bfloat16()}"
     )
-    transforms = transform_throughput(args, device)
-    print(f"\n{'size':>4}  {'transform':<52} {'img/s':>10}  {'x TrivialAugment':>16}")
-    for row in transforms:
-        print(
-            f"{row['size']:>4}  {row['transform']:<52} {row['images_per_s']:>10.0f}  "
-            f"{row['vs_trivialaugment']:>15.2f}x"
+    parts = {part.strip() for part in args.parts.split(",") if part.strip()}
+    unknown = parts - {"transforms", "training", "kornia"}
+    if unknown:
+        parser.error(
+            f"unknown --parts {', '.join(sorted(unknown))}; use transforms, training, kornia"
         )
-    steps = training_overhead(args, device)
-    print(f"\n{'resnet18 training step, 32 px, batch 128':<52} {'s/step':>10}  {'overhead':>9}")
-    for row in steps:
-        print(f"{row['step']:<52} {row['seconds']:>10.4f}  {row['overhead']:>+8.1%}")
+    record: dict[str, object] = {
+        "args": vars(args),
+        "cpus": os.cpu_count(),
+        "load_average": load,
+        "torch": torch.__version__,
+    }
+    if "transforms" in parts:
+        transforms = record["transforms"] = transform_throughput(args, device)
+        print(f"\n{'size':>4}  {'transform':<52} {'img/s':>10}  {'x TrivialAugment':>16}")
+        for row in transforms:
+            print(
+                f"{row['size']:>4}  {row['transform']:<52} {row['images_per_s']:>10.0f}  "
+                f"{row['vs_trivialaugment']:>15.2f}x"
+            )
+    if "training" in parts:
+        steps = record["training_step"] = training_overhead(args, device)
+        print(f"\n{'resnet18 training step, 32 px, batch 128':<52} {'s/step':>10}  {'overhead':>9}")
+        for row in steps:
+            print(f"{row['step']:<52} {row['seconds']:>10.4f}  {row['overhead']:>+8.1%}")
+    if "kornia" in parts:
+        import kornia
+
+        record["kornia_version"] = kornia.__version__
+        rows = record["kornia"] = kornia_throughput(args, device)
+        print(f"\n{'size':>4}  {'Kornia batch transform':<76} {'img/s':>10}  {'x ColorJitter':>13}")
+        for row in rows:
+            print(
+                f"{row['size']:>4}  {row['transform']:<76} {row['images_per_s']:>10.0f}  "
+                f"{row['vs_colorjitter']:>12.2f}x"
+            )
     if args.out:
-        record = {
-            "args": vars(args),
-            "cpus": os.cpu_count(),
-            "load_average": load,
-            "torch": torch.__version__,
-            "transforms": transforms,
-            "training_step": steps,
-        }
         Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
 
 
