@@ -26,11 +26,14 @@ from genaug.data.convert import (
     to_float_images,
     to_uint8_images,
 )
+from genaug.data.groupfolder import parse_group_spec, read_group_folder
+from genaug.data.omniglot import read_omniglot
 from genaug.errors import GenaugError
 
 __all__ = ["ImageDataset", "SkippedFileWarning", "list_dataset_specs", "load_dataset"]
 
 _SPECS = ["digits", "imagefolder:PATH", "mnist:ROOT", "fashionmnist:ROOT", "cifar10:ROOT"]
+_SPECS += ["omniglot:ZIP_OR_DIR[@ALPHABET,...]", "groupfolder:ROOT[@GROUP,...]"]
 _CHUNK = 4096  # images converted at a time, to bound float32 memory
 _MAX_SKIP_WARNINGS = 20  # one warning per skipped file up to this many, then a summary
 
@@ -191,7 +194,7 @@ def load_dataset(
     Args:
         spec: one of ``digits`` (sklearn's bundled 8x8 digits), ``imagefolder:PATH`` (one subfolder
             per class), ``mnist:ROOT``, ``fashionmnist:ROOT`` or ``cifar10:ROOT`` (torchvision
-            files already under ROOT; nothing is downloaded).
+            files already under ROOT; nothing is downloaded); more in list_dataset_specs().
         image_size: output height and width, an int in [4, 1024].
         channels: None keeps the dataset's native channels; 1 or 3 converts.
         train: for the torchvision datasets, the train (True) or test (False) part; ``digits``
@@ -229,6 +232,10 @@ def load_dataset(
             images, targets, names, extra = _load_image_folder(arg.strip(), image_size)
         else:
             images, targets, names, extra = _load_torchvision(name, arg.strip(), train)
+    elif name == "omniglot":  # PATH[@ALPHABET,...]: see genaug.data.omniglot
+        images, targets, names, extra = read_omniglot(*parse_group_spec(spec))
+    elif name == "groupfolder":  # ROOT[@GROUP,...]: see genaug.data.groupfolder
+        images, targets, names, extra = read_group_folder(*parse_group_spec(spec), image_size)
     else:
         raise GenaugError(
             f"unknown dataset spec {spec!r}; use one of {', '.join(_SPECS)} "
