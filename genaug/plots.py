@@ -61,6 +61,25 @@ def save_class_grid(
     save_image_rows(images, names, path, title)
 
 
+@torch.no_grad()
+def save_variation_grid(
+    model,
+    exemplars: Tensor,
+    path: str | os.PathLike,
+    per_row: int = 8,
+    seed: int = 0,
+    title: str = "",
+) -> None:
+    """Save a PNG with one row per exemplar (R, C, H, W): the exemplar, then its variations."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    exemplars = exemplars.to(model.device).float()
+    repeated = exemplars.repeat_interleave(per_row - 1, dim=0)  # (R * (K - 1), C, H, W)
+    varied = model.vary(repeated, generator=generator)
+    varied = varied.view(len(exemplars), per_row - 1, *exemplars.shape[1:])
+    rows = torch.cat([exemplars[:, None], varied], dim=1).flatten(0, 1)  # (R * K, C, H, W)
+    save_image_rows(rows, [f"x{i}" for i in range(len(exemplars))], path, title)
+
+
 def save_loss_curve(stats_path: str | os.PathLike, path: str | os.PathLike) -> None:
     """Plot every loss in a stats.jsonl against the step (one panel per loss)."""
     records = [json.loads(line) for line in Path(stats_path).read_text().splitlines() if line]

@@ -12,6 +12,9 @@ from genaug.models import Generator, register
 from genaug.models.base import validate_image_size
 
 TEST_MODELS = list_generators("test_")
+#: Families that draw images from latents; image-conditioned ones (DAGAN) vary given images.
+SAMPLING_MODELS = [n for n in TEST_MODELS if not create_generator(n).image_conditioned]
+VARYING_MODELS = [n for n in TEST_MODELS if create_generator(n).image_conditioned]
 
 
 def test_registry_lists_families_and_test_variants():
@@ -44,7 +47,7 @@ def test_image_size_must_be_power_of_two_in_range(size):
         validate_image_size(size)
 
 
-@pytest.mark.parametrize("name", TEST_MODELS)
+@pytest.mark.parametrize("name", SAMPLING_MODELS)
 @pytest.mark.parametrize("size", [16, 32, 64, 128])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_sample_shapes_and_range(name, size, channels):
@@ -56,7 +59,7 @@ def test_sample_shapes_and_range(name, size, channels):
     assert images.min() >= 0 and images.max() <= 1
 
 
-@pytest.mark.parametrize("name", TEST_MODELS)
+@pytest.mark.parametrize("name", SAMPLING_MODELS)
 def test_sampling_is_deterministic_for_a_seed(name):
     model = create_generator(name, image_size=16, num_classes=4).eval()
     labels = torch.tensor([0, 1, 2, 3])
@@ -67,7 +70,7 @@ def test_sampling_is_deterministic_for_a_seed(name):
     assert not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("name", TEST_MODELS)
+@pytest.mark.parametrize("name", SAMPLING_MODELS)
 def test_conditioning_changes_the_image(name):
     model = create_generator(name, image_size=16, num_classes=4).eval()
     z = torch.randn(1, model.latent_dim).repeat(2, 1)
@@ -75,13 +78,26 @@ def test_conditioning_changes_the_image(name):
     assert not torch.allclose(images[0], images[1])
 
 
-@pytest.mark.parametrize("name", TEST_MODELS)
+@pytest.mark.parametrize("name", SAMPLING_MODELS)
 def test_labels_are_checked(name):
     model = create_generator(name, image_size=16, num_classes=4).eval()
     with pytest.raises(GenaugError, match=r"Labels must lie in \[0, 3\]"):
         model.sample(2, labels=torch.tensor([0, 4]))
     with pytest.raises(GenaugError, match="one per image"):
         model.sample(3, labels=torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("name", VARYING_MODELS)
+@pytest.mark.parametrize("size", [16, 32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_vary_shapes_range_and_seed(name, size, channels):
+    model = create_generator(name, image_size=size, channels=channels).eval()
+    images = torch.rand(4, channels, size, size)
+    varied = model.vary(images, generator=torch.Generator().manual_seed(0))
+    assert varied.shape == images.shape and varied.dtype == torch.float32
+    assert varied.min() >= 0 and varied.max() <= 1
+    assert torch.equal(varied, model.vary(images, generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(varied, model.vary(images, generator=torch.Generator().manual_seed(1)))
 
 
 @pytest.mark.parametrize("name", TEST_MODELS)
@@ -105,9 +121,10 @@ def test_one_training_step_lowers_nothing_to_nan(name):
     model = create_generator(name, image_size=16, num_classes=2).train()
     optimizers = model.create_optimizers(model.default_lr)
     before = [p.detach().clone() for p in model.parameters()]
-    losses = model.training_step(
-        torch.rand(8, 1, 16, 16), torch.randint(0, 2, (8,)), optimizers, contextlib.nullcontext
-    )
+    images, labels = torch.rand(8, 1, 16, 16), torch.randint(0, 2, (8,))
+    # A pair family takes, with each image, another of its class (here: any other image).
+    pairs = {"partners": images.roll(1, 0)} if model.trains_on_pairs else {}
+    losses = model.training_step(images, labels, optimizers, contextlib.nullcontext, **pairs)
     assert losses and all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 

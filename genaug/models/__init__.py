@@ -1,11 +1,13 @@
 """Generator families, their registry and checkpoints."""
 
 from genaug.models import cgan as _cgan  # noqa: F401  (registers the family)
+from genaug.models import dagan as _dagan  # noqa: F401  (registers the family)
 from genaug.models import gan as _gan  # noqa: F401  (registers the family)
 from genaug.models import vae as _vae  # noqa: F401  (registers the family)
 from genaug.models.base import Encoding, Generator, list_families, validate_image_size
 from genaug.models.cgan import CGAN
 from genaug.models.checkpoint import load_generator, read_generator_config, save_generator
+from genaug.models.dagan import DAGAN
 from genaug.models.gan import GAN
 from genaug.models.holder import GeneratorHolder
 from genaug.models.registry import create_generator, list_generators, register
@@ -13,6 +15,7 @@ from genaug.models.vae import VAE
 
 __all__ = [
     "CGAN",
+    "DAGAN",
     "GAN",
     "VAE",
     "Encoding",

@@ -76,6 +76,12 @@ class Generator(nn.Module):
     family: ClassVar[str] = ""
     #: Whether ``encode`` is implemented (images -> latents).
     has_encoder: ClassVar[bool] = False
+    #: Whether the generator maps an image to variations of it (``vary``) rather than latents to
+    #: images: such a family needs no class label and works on classes it never saw.
+    image_conditioned: ClassVar[bool] = False
+    #: Whether ``training_step`` takes ``partners``: for each image another image of its class
+    #: (the loop draws them with :func:`genaug.data.pairs.pair_indices`; needs labelled data).
+    trains_on_pairs: ClassVar[bool] = False
     #: Parameter-name prefixes that only training needs (a discriminator): not averaged by EMA.
     training_only_prefixes: ClassVar[tuple[str, ...]] = ()
     #: Training defaults of the family, used when the run config leaves them blank.
@@ -146,6 +152,16 @@ class Generator(nn.Module):
             f"use a family that can ({', '.join(encoders)})."
         )
 
+    def vary(
+        self, images: Tensor, strength: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Images (B, C, H, W) in [0, 1] -> variations of them, same shape (image-conditioned)."""
+        varying = [name for name, cls in sorted(_FAMILIES.items()) if cls.image_conditioned]
+        raise GenaugError(
+            f"A {self.family} generator cannot vary given images: that needs an image-conditioned "
+            f"generator ({', '.join(varying) or 'none is installed'})."
+        )
+
     @torch.no_grad()
     def sample(
         self,
@@ -198,6 +214,8 @@ class Generator(nn.Module):
         """One optimisation step on a batch (B, C, H, W) in [0, 1]; returns the losses by name.
 
         Compute losses inside ``with autocast():``; call backward and the optimizer steps here.
+        Families with ``trains_on_pairs`` also take ``partners`` (B, C, H, W): image ``i``'s partner
+        is another image of the same class (labels then only paired them; ``labels`` is None).
         Returned values may be 0-dim tensors: the loop syncs them with the host only when it logs.
         """
         raise NotImplementedError

@@ -2,6 +2,8 @@
 
 The family supplies ``create_optimizers`` and ``training_step`` (its losses); this loop owns the
 rest: device, AMP, data order, EMA, checkpoints, resume, logging, sample grids, loss curve.
+Families that train on pairs (``trains_on_pairs``, e.g. DAGAN) get with each image another image
+of its class (:func:`genaug.data.pairs.pair_indices`) as ``training_step(..., partners=...)``.
 Read it top to bottom.
 
 Under ``torchrun`` the same loop runs in every process (see :mod:`genaug.distributed`): each rank
@@ -29,13 +31,14 @@ from tqdm.auto import tqdm
 
 from genaug import distributed
 from genaug.data import ImageDataset, batch_indices, load_dataset
+from genaug.data.pairs import check_pairable, pair_indices, pairable
 from genaug.device import autocast_for, memory_format_for
 from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
 from genaug.models.base import Generator, validate_image_size
 from genaug.models.diffaugment import diff_augment
 from genaug.models.registry import create_generator
-from genaug.plots import save_class_grid, save_loss_curve
+from genaug.plots import save_class_grid, save_loss_curve, save_variation_grid
 from genaug.train.config import TrainConfig
 from genaug.train.state import (
     EMA,
@@ -112,9 +115,11 @@ def _build_model(config: TrainConfig, dataset: ImageDataset) -> Generator:
         num_classes=dataset.num_classes if conditional else 0,
         **config.model_args,
     )
-    if conditional:
+    if conditional:  # a pair family is not conditioned on them, but records what it learnt from
         model.class_names = list(dataset.class_names)
     model.data_description = dict(dataset.description)
+    if model.trains_on_pairs:  # labels pair the images: refuse data that cannot be paired
+        check_pairable(dataset.targets, conditional, f"A {model.family} generator")
     return model
 
 
@@ -188,6 +193,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     targets = dataset.targets.to(device)  # (N,)
     conditional = model.conditional
     n = len(dataset)
+    pairs = model.trains_on_pairs  # then each image comes with another image of its class
+    exemplars = _exemplars(dataset).to(device) if pairs else None  # rows of the sample grids
 
     bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since last check
     losses: dict[str, Tensor] = {}
@@ -203,13 +210,19 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
             for step in range(start_step + 1, steps + 1):
                 if many:
                     torch.manual_seed(distributed.step_seed(config.seed, step))
-                index = batch_indices(step - 1, batch_size, n, config.seed)
+                extra = {}
+                if pairs:
+                    index, partner = pair_indices(
+                        step - 1, batch_size, dataset.targets, config.seed
+                    )
+                    partner = distributed.shard_batch(partner).to(device)
+                    extra["partners"] = _real_images(images_u8, partner, memory_format, config)
+                else:
+                    index = batch_indices(step - 1, batch_size, n, config.seed)
                 index = distributed.shard_batch(index).to(device)  # this rank's slice
-                images = (images_u8[index].float() / 255.0).contiguous(memory_format=memory_format)
-                if config.augment:  # the training data's own augmentation (every family)
-                    images = diff_augment(images, config.augment)
+                images = _real_images(images_u8, index, memory_format, config)
                 labels = targets[index] if conditional else None
-                losses = model.training_step(images, labels, optimizers, autocast)
+                losses = model.training_step(images, labels, optimizers, autocast, **extra)
                 bad |= ~torch.isfinite(
                     torch.stack([torch.as_tensor(v) for v in losses.values()])
                 ).all()
@@ -250,12 +263,12 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
                     bar.set_postfix({k: f"{v:.4g}" for k, v in last_logged.items()})
                     log_started, log_step = now, step
                 if checkpoint_now:
-                    _checkpoint(run_dir, step, model, ema, optimizers, config)
+                    _checkpoint(run_dir, step, model, ema, optimizers, config, exemplars)
     except KeyboardInterrupt:
         # Keep the progress made since the last checkpoint, if it is sound, then stop. Under
         # torchrun the ranks cannot agree on a step any more: the last periodic one is kept.
         if not many and step > start_step and not bool(bad) and latest_step(run_dir) != step:
-            _checkpoint(run_dir, step, model, ema, optimizers, config)
+            _checkpoint(run_dir, step, model, ema, optimizers, config, exemplars)
         raise
     finally:
         bar.close()
@@ -278,14 +291,34 @@ def latest_step(run_dir: Path) -> int | None:
     return int(folder.name.split("_")[1]) if folder else None
 
 
-def _checkpoint(run_dir, step, model, ema, optimizers, config) -> None:
+def _real_images(images_u8: Tensor, index: Tensor, memory_format, config: TrainConfig) -> Tensor:
+    """The training images at ``index`` as float (B, C, H, W) in [0, 1], augmented as asked."""
+    images = (images_u8[index].float() / 255.0).contiguous(memory_format=memory_format)
+    if config.augment:  # the training data's own augmentation (every family)
+        images = diff_augment(images, config.augment)
+    return images
+
+
+def _exemplars(dataset: ImageDataset, rows: int = 8) -> Tensor:
+    """The first image of each of the first ``rows`` pairable classes, float (R, C, H, W)."""
+    targets = dataset.targets
+    classes = targets[pairable(targets)].unique()[:rows]
+    index = torch.stack([(targets == c).nonzero()[0, 0] for c in classes])
+    return dataset.images[index].float() / 255.0
+
+
+def _checkpoint(run_dir, step, model, ema, optimizers, config, exemplars) -> None:
     # Every rank: agree on BatchNorm statistics and check the weights are in sync; rank 0 writes.
     distributed.average_buffers(model, ema.model)
     distributed.check_in_sync(model, f"step {step}")
     if not distributed.is_main():
         return
     save_training_checkpoint(run_dir, step, model, ema, optimizers, config.keep_checkpoints)
-    save_class_grid(ema.model, run_dir / "samples" / f"step_{step:07d}.png", title=f"step {step}")
+    grid = run_dir / "samples" / f"step_{step:07d}.png"
+    if exemplars is not None:  # an image-conditioned family: rows of variations of real images
+        save_variation_grid(ema.model, exemplars, grid, title=f"step {step}")
+    else:
+        save_class_grid(ema.model, grid, title=f"step {step}")
 
 
 def _diverged_message(losses: dict[str, float], step: int, run_dir: Path) -> str:

@@ -1,0 +1,332 @@
+"""DAGAN: an image-conditioned GAN, ``G(x, z)`` -> another plausible member of ``x``'s class.
+
+Antoniou et al., "Data Augmentation Generative Adversarial Networks" (2017). The generator is
+trained on pairs of images of the same class and learns what *another drawing of the same thing*
+looks like, so it carries over to classes it never saw and needs no class label at augment time.
+
+Generator (U-Net): a DCGAN encoder (strided 4x4 convolutions, BatchNorm, LeakyReLU(0.2)) takes
+``x`` from S px down to 4x4; the noise ``z`` is projected to a few 4x4 planes and concatenated at
+the bottleneck and, upsampled, at every decoder level; the decoder (transposed 4x4 convolutions,
+BatchNorm, ReLU) concatenates the encoder's features of the same size (skip connections) and
+ends in a sigmoid, so outputs lie in [0, 1].
+
+Discriminator on *pairs* (channels concatenated, strided convolutions with spectral norm, as in
+:class:`~genaug.models.gan.GAN`): real pairs ``(x_i, x_j)`` are two different images of one class,
+fake pairs ``(x_i, G(x_i, z))``. Copying ``x_i`` is therefore caught (no real pair is two copies).
+DiffAugment applies the *same* random transform to both images of a pair, so it never makes a
+pair look mismatched. Losses are the GAN family's (``"bce"`` non-saturating minimax or
+``"hinge"``).
+
+Optional diversity term (``diversity_weight``, mode seeking, Mao et al. 2019): the generator also
+maximises ``mean|G(x, z1) - G(x, z2)| / mean|z1 - z2|``, so different noise gives different
+variations of one exemplar rather than one fixed "partner" per image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from genaug.errors import GenaugError
+from genaug.models.base import AutocastFactory, Generator, num_resolution_steps, stage_widths
+from genaug.models.diffaugment import diff_augment, parse_policy
+from genaug.models.gan import (
+    GAN,
+    LOSSES,
+    discriminator_loss,
+    downsampling_stack,
+    generator_loss,
+    maybe_spectral_norm,
+)
+from genaug.models.registry import register
+
+
+class UNetGenerator(nn.Module):
+    """Images (B, C, S, S) in [0, 1] + noise (B, latent_dim) -> pixel logits (B, C, S, S)."""
+
+    def __init__(
+        self, channels: int, image_size: int, width: int, latent_dim: int, noise_channels: int
+    ) -> None:
+        super().__init__()
+        widths = stage_widths(width, num_resolution_steps(image_size))  # S/2 ... 4 px
+        self.noise_channels = noise_channels
+        self.down = nn.ModuleList()
+        in_channels = channels
+        for i, out_channels in enumerate(widths):
+            layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 4, 2, 1, bias=i == 0)]
+            if i:  # DCGAN: no BatchNorm on the first layer
+                layers.append(nn.BatchNorm2d(out_channels))
+            self.down.append(nn.Sequential(*layers, nn.LeakyReLU(0.2, inplace=True)))
+            in_channels = out_channels
+        # One noise projection per level where noise joins: the 4x4 bottleneck, then each skip.
+        self.noise = nn.ModuleList(
+            nn.Linear(latent_dim, noise_channels * 16, bias=False) for _ in widths
+        )
+        self.middle = nn.Sequential(
+            nn.Conv2d(widths[-1] + noise_channels, widths[-1], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[-1]),
+            nn.ReLU(inplace=True),
+        )
+        self.up = nn.ModuleList()
+        in_channels = widths[-1]
+        for out_channels in reversed(widths[:-1]):  # 8 px ... S/2 px
+            self.up.append(
+                nn.Sequential(
+                    nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(out_channels),
+                    nn.ReLU(inplace=True),
+                )
+            )
+            in_channels = 2 * out_channels + noise_channels  # + skip + noise
+        self.to_image = nn.ConvTranspose2d(in_channels, channels, 4, 2, 1)
+
+    def noise_planes(self, level: int, z: Tensor, size: int) -> Tensor:
+        """Noise (B, latent_dim) -> planes (B, noise_channels, size, size) for one level."""
+        planes = self.noise[level](z).view(z.shape[0], self.noise_channels, 4, 4)
+        return planes if size == 4 else F.interpolate(planes, size=(size, size), mode="nearest")
+
+    def forward(self, images: Tensor, z: Tensor) -> Tensor:
+        h = images * 2 - 1  # centre the inputs
+        skips = []
+        for block in self.down:
+            h = block(h)
+            skips.append(h)  # (B, w_k, S / 2^(k+1), S / 2^(k+1))
+        h = self.middle(torch.cat([skips.pop(), self.noise_planes(0, z, 4)], dim=1))  # (B, F, 4, 4)
+        for level, block in enumerate(self.up, start=1):
+            h = block(h)  # (B, w, 2H, 2W)
+            skip = skips.pop()
+            h = torch.cat([h, skip, self.noise_planes(level, z, skip.shape[-1])], dim=1)
+        return self.to_image(h)  # (B, C, S, S) logits
+
+
+class PairDiscriminator(nn.Module):
+    """Pairs of images (B, C, S, S) x 2 in [0, 1] -> logits (B,): "two members of one class"."""
+
+    def __init__(self, channels: int, image_size: int, width: int, spectral_norm: bool) -> None:
+        super().__init__()
+        widths = stage_widths(width, num_resolution_steps(image_size))
+        self.features = downsampling_stack(2 * channels, widths, spectral_norm=spectral_norm)
+        self.head = maybe_spectral_norm(nn.Linear(widths[-1] * 16, 1), spectral_norm)
+
+    def forward(self, anchors: Tensor, others: Tensor) -> Tensor:
+        pairs = torch.cat([anchors, others], dim=1) * 2 - 1  # (B, 2C, S, S)
+        return self.head(self.features(pairs).flatten(1)).squeeze(1)
+
+
+class DAGAN(Generator):
+    """Image-conditioned GAN trained on same-class pairs; ``vary(images)`` makes variations.
+
+    Args:
+        image_size: power of two in [16, 128].
+        channels: 1 or 3.
+        num_classes: ignored (accepted so the training loop builds every family alike): labels
+            only pair the training images, the model never sees them and stays unconditional.
+            ``class_names`` still lists the classes of its training pairs (set by the loop, kept
+            in checkpoints), so users can check that new classes are disjoint from them.
+        latent_dim: size of the noise z ~ N(0, I) of one variation.
+        width: channels of the highest-resolution stage (doubled per stage, capped at 8x).
+        noise_channels: 4x4 noise planes concatenated at the bottleneck and at each decoder level.
+        loss: "bce" (non-saturating minimax) or "hinge", as in the GAN family.
+        spectral_norm: spectral normalisation of the discriminator's weights.
+        diff_augment: DiffAugment policy of the discriminator's pairs (same transform on both
+            images): "auto" (translation + cutout below 10,000 training images), a
+            comma-separated subset of "color,translation,cutout", or "off".
+        discriminator_lr_ratio: the discriminator's learning rate as a multiple of ``lr``.
+        diversity_weight: weight of the mode-seeking term (0 turns it off and saves a pass).
+    """
+
+    family = "dagan"
+    image_conditioned = True
+    trains_on_pairs = True
+    training_only_prefixes = ("discriminator.",)
+    default_steps = 2000
+    default_batch_size = 64
+    default_lr = 5e-4
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 32,
+        channels: int = 1,
+        num_classes: int = 0,
+        latent_dim: int = 32,
+        width: int = 32,
+        noise_channels: int = 8,
+        loss: str = "bce",
+        spectral_norm: bool = True,
+        diff_augment: str | None = "auto",
+        discriminator_lr_ratio: float = 1.0,
+        diversity_weight: float = 0.5,
+    ) -> None:
+        del num_classes  # see the docstring: the model is unconditional
+        super().__init__(
+            image_size=image_size,
+            channels=channels,
+            num_classes=0,
+            latent_dim=latent_dim,
+            width=width,
+            noise_channels=noise_channels,
+            loss=loss,
+            spectral_norm=spectral_norm,
+            diff_augment=diff_augment,
+            discriminator_lr_ratio=discriminator_lr_ratio,
+            diversity_weight=diversity_weight,
+        )
+        if loss not in LOSSES:
+            raise GenaugError(f"Unknown GAN loss {loss!r}; choose one of {', '.join(LOSSES)}.")
+        if diff_augment != "auto":
+            parse_policy(diff_augment)  # unknown operation -> clear error now, not mid-training
+        for name, value in (("noise_channels", noise_channels), ("width", width)):
+            if not isinstance(value, int) or value < 1:
+                raise GenaugError(f"{name} must be a positive integer, not {value!r}.")
+        if not discriminator_lr_ratio > 0 or not diversity_weight >= 0:
+            raise GenaugError(
+                "discriminator_lr_ratio must be positive and diversity_weight at least 0, got "
+                f"{discriminator_lr_ratio!r} and {diversity_weight!r}."
+            )
+        self.loss = loss
+        self.diff_augment = diff_augment
+        self.discriminator_lr_ratio = float(discriminator_lr_ratio)
+        self.diversity_weight = float(diversity_weight)
+        self.generator = UNetGenerator(channels, image_size, width, latent_dim, noise_channels)
+        self.discriminator = PairDiscriminator(channels, image_size, width, spectral_norm)
+        self._collapsed_checks = 0  # consecutive log steps the discriminator won outright
+
+    # Shared with the GAN family: "auto" DiffAugment by data size, and the collapse stop.
+    diff_augment_policy = GAN.diff_augment_policy
+    check_training = GAN.check_training
+
+    # ------------------------------------------------------------------------------ the model
+    def generate(self, images: Tensor, z: Tensor) -> Tensor:
+        """Exemplars (B, C, S, S) in [0, 1] + noise (B, latent_dim) -> variations in [0, 1].
+
+        Differentiable; ``z = 0`` gives the generator's central variation (not ``images``).
+        """
+        return torch.sigmoid(self.generator(images, z))
+
+    @torch.no_grad()
+    def vary(
+        self, images: Tensor, strength: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Variations (B, C, S, S) float32 in [0, 1] of images (B, C, S, S) in [0, 1].
+
+        The noise is ``strength * N(0, I)``: 1 is the spread training saw, 0 the central
+        variation, values above 1 extrapolate. ``generator`` (on the model's device) makes the
+        noise reproducible. Works for any class, including ones the model never saw.
+        """
+        images = self.check_exemplars(images)
+        z = torch.randn(images.shape[0], self.latent_dim, generator=generator, device=self.device)
+        return self.generate(images, z * float(strength)).float()
+
+    def check_exemplars(self, images: Tensor) -> Tensor:
+        """Images as float on the model's device, or a clear error for the wrong shape."""
+        want = (self.channels, self.image_size, self.image_size)
+        if not isinstance(images, Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != want:
+            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise GenaugError(
+                f"This {self.family} generator varies images shaped (B, {want[0]}, {want[1]}, "
+                f"{want[2]}), got {got}; resize and convert the images to that first."
+            )
+        return images.to(self.device, torch.float32)
+
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Not available: a DAGAN needs an exemplar; see :meth:`vary`."""
+        raise GenaugError(
+            f"A {self.family} generator makes variations of given images, so it cannot draw "
+            "images from noise alone; call model.vary(images) (the transforms' vary mode)."
+        )
+
+    # ------------------------------------------------------------------------------ training
+    def discriminate(self, anchors: Tensor, others: Tensor, policy: str) -> Tensor:
+        """Pair logits (B,); DiffAugment applies one random transform to both images of a pair."""
+        if policy:
+            others = others.to(anchors.dtype)  # same dtype: the two draws below are identical
+            seed = int(torch.randint(0, 2**62, (1,)))  # from the global RNG: reproducible
+            same = [torch.Generator(device=anchors.device).manual_seed(seed) for _ in range(2)]
+            anchors = diff_augment(anchors, policy, same[0])
+            others = diff_augment(others, policy, same[1])
+        return self.discriminator(anchors, others).float()
+
+    def create_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
+        betas = (0.5, 0.999)
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
+            "discriminator": torch.optim.Adam(
+                self.discriminator.parameters(), lr=lr * self.discriminator_lr_ratio, betas=betas
+            ),
+        }
+
+    def training_step(
+        self,
+        images: Tensor,
+        labels: Tensor | None,
+        optimizers: dict[str, torch.optim.Optimizer],
+        autocast: AutocastFactory,
+        partners: Tensor | None = None,
+    ) -> dict[str, Any]:
+        if partners is None or partners.shape != images.shape:
+            raise GenaugError(
+                f"A {self.family} generator trains on pairs: pass partners shaped like the images "
+                "(another image of each one's class), as `genaug train` does."
+            )
+        b = images.shape[0]
+        policy = self.diff_augment_policy
+        z = torch.randn(b, self.latent_dim, device=images.device)
+        two = self.diversity_weight > 0
+        with autocast():
+            if two:  # one pass for both noises, so BatchNorm sees them together
+                z2 = torch.randn(b, self.latent_dim, device=images.device)
+                both = self.generate(torch.cat([images, images]), torch.cat([z, z2]))
+                fake, fake2 = both.chunk(2)  # each (B, C, S, S)
+            else:
+                fake = self.generate(images, z)  # (B, C, S, S)
+
+        # Discriminator: real pairs (x_i, x_j) against fake pairs (x_i, G(x_i, z)), one batch.
+        with autocast():
+            logits = self.discriminate(
+                torch.cat([images, images]), torch.cat([partners, fake.detach()]), policy
+            )
+            real_logits, fake_logits = logits.chunk(2)
+            d_loss = discriminator_loss(self.loss, real_logits, fake_logits)
+        optimizers["discriminator"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        optimizers["discriminator"].step()
+
+        # Generator on the same fakes; freezing D skips its unused weight gradients.
+        self.discriminator.requires_grad_(False)
+        try:
+            with autocast():
+                g_loss = generator_loss(self.loss, self.discriminate(images, fake, policy))
+                total = g_loss
+                if two:
+                    spread = (fake.float() - fake2.float()).abs().mean() / (z - z2).abs().mean()
+                    total = g_loss - self.diversity_weight * spread
+            optimizers["generator"].zero_grad(set_to_none=True)
+            total.backward()
+            optimizers["generator"].step()
+        finally:
+            self.discriminator.requires_grad_(True)
+        losses = {
+            "g_loss": g_loss.detach(),
+            "d_loss": d_loss.detach(),
+            "d_real": real_logits.detach().mean(),
+            "d_fake": fake_logits.detach().mean(),
+        }
+        if two:
+            losses["diversity"] = spread.detach()
+        return losses
+
+
+@register
+def dagan(**overrides: Any) -> DAGAN:
+    """DAGAN: U-Net width 32, noise 32 (8 planes per level), BCE loss, diversity weight 0.5."""
+    return DAGAN(**overrides)
+
+
+@register
+def test_dagan(**overrides: Any) -> DAGAN:
+    """A tiny DAGAN for fast tests: width 8, noise 8 (2 planes per level)."""
+    return DAGAN(**{"width": 8, "latent_dim": 8, "noise_channels": 2, **overrides})
