@@ -1,13 +1,16 @@
 """``genaug demo``: the main job, measured, on scikit-learn's bundled digits.
 
-A small ``genaug bench``: 1 and 5 labelled digits per class, a VAE trained on every training
+A small ``genaug bench``: 1 and 5 labelled digits per class, one VAE trained on every training
 image with the labels hidden (the unlabelled pool), and a timm ``resnet10t`` trained 300 steps
 under four conditions - no augmentation, RandAugment, the VAE, RandAugment + the VAE - over 3
-seeds, paired per seed. The VAE augments in mode ``neighbour``: each labelled image walks to an
-unlabelled image six nearest-neighbour hops away in the VAE's latent space, each hop staying
-among the pool images that the labelled images' classes reach by label propagation (the guided
-walk), and the classifier gets the VAE's variation of that pool image (half a posterior scale
-of latent noise, all its real detail kept): the best generated condition of the published
+seeds, paired per seed. The pool is the same images for every seed (the whole training part,
+labelled shots included, labels hidden; never a test image), so the demo trains its VAE once
+and every seed uses it (``pool_per_seed=False``); the published benchmark trains one per seed.
+The VAE augments in mode ``neighbour``: each labelled image walks to an unlabelled image six
+nearest-neighbour hops away in the VAE's latent space, each hop staying among the pool images
+that the labelled images' classes reach by label propagation (the guided walk), and the
+classifier gets the VAE's variation of that pool image (half a posterior scale of latent
+noise, all its real detail kept): the best generated condition of the published
 10-seed results (benchmarks/results/digits-guided.md; chosen on exploration seeds, see
 benchmarks/results/experiments.md). It prints the table and where the plots are. Running it
 again in the same folder reuses finished runs.
@@ -22,7 +25,7 @@ from genaug.bench.run import BenchConfig, run_bench
 from genaug.errors import GenaugError
 
 DEMO_CONDITIONS = ["none", "randaugment", "vae", "randaugment+vae"]
-DEMO_GENERATOR_STEPS = 1500  # the VAE's budget: a fifth of the demo's time on 2 CPU cores
+DEMO_GENERATOR_STEPS = 1500  # the VAE's budget, trained once (shared by the seeds)
 #: How the demo's VAE augments: walk through the unlabelled pool, within the image's class,
 #: all the way to a pool image, and output the VAE's variation of it; every training image.
 DEMO_AUGMENTATION = {
@@ -50,6 +53,7 @@ def demo_config(
         conditions=list(DEMO_CONDITIONS),
         generator_data=["pool"],
         generators={"vae": {"steps": steps or DEMO_GENERATOR_STEPS, **DEMO_AUGMENTATION}},
+        pool_per_seed=False,  # one VAE for the 3 seeds: the pool does not depend on the seed
         device=device,
         out=out,
         resume=True,
@@ -77,7 +81,8 @@ def run_demo(out: str = "runs/demo", steps: int | None = None, device: str = "au
         f"every run: {Path(result.out) / 'runs.jsonl'}"
     )
     print(
-        "\nRead it with the published 10-seed results (README, 'Results on the digits'): on the "
+        "\nRead it with the published 10-seed results (docs/results.md, 'Digits: does "
+        "augmentation help a few-shot classifier?'): on the "
         "digits the pool's gain comes from its real images: handing the classifier the real "
         "pool images this walk reaches does as well as the VAE's variations of them, and so "
         "does label propagation in raw pixels, with no generator at all."
@@ -90,7 +95,7 @@ def _short_table(summary: dict[str, Any]) -> str:
     config = summary["config"]
     lines = [
         f"timm {config['model']} on {config['data']}, {config['steps']} steps, "
-        f"{len(config['seeds'])} seeds; VAE trained on the pool (labels hidden), walking "
+        f"{len(config['seeds'])} seeds; one VAE trained on the pool (labels hidden), walking "
         "6 nearest-neighbour hops through it within the class (guided walk) to a pool image "
         "and outputting the VAE's variation of it. "
         "Test accuracy %, mean [95% t-interval, clipped to 0-100]; gain vs the best classic "

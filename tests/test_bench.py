@@ -100,6 +100,35 @@ def test_generators_are_trained_once_per_seed_and_source(finished):
     assert record["source"] == "pool"
 
 
+def test_the_accuracy_plot_clips_its_intervals_to_0_100(finished, tmp_path, monkeypatch):
+    import copy
+
+    import matplotlib.axes
+
+    from genaug.bench.report import error_extents, plot_accuracy, plot_gain
+
+    out, _ = finished
+    summary = copy.deepcopy(json.loads((out / "summary.json").read_text()))
+    rows = summary["shots"]["1"]["conditions"]
+    rows[0]["accuracy"].update(mean=0.97, low=0.9, high=1.04)  # 3 seeds near 100 %
+    rows[1]["accuracy"].update(mean=0.02, low=-0.03, high=0.1)
+    drawn = []
+    real_barh = matplotlib.axes.Axes.barh
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "barh",
+        lambda ax, y, width, **kw: drawn.append((width, kw["xerr"])) or real_barh(ax, y, width),
+    )
+    plot_accuracy(summary, tmp_path / "accuracy.png")
+    (means, (below, above)) = drawn[-1]
+    ends = [(m - b, m + a) for m, b, a in zip(means, below, above)]
+    assert ends[0] == pytest.approx((90.0, 100.0)) and ends[1] == pytest.approx((0.0, 10.0))
+    assert all(0.0 <= low <= high <= 100.0 for low, high in ends)
+    plot_gain(summary, tmp_path / "gain.png")  # a paired gain is signed: never clipped at 0
+    assert error_extents(-1.0, -3.0, 2.0) == (2.0, 3.0)
+    assert error_extents(97.0, 90.0, 104.0, (0.0, 100.0)) == pytest.approx((7.0, 3.0))
+
+
 def test_outputs_are_written_and_parse(finished):
     out, result = finished
     summary = json.loads((out / "summary.json").read_text())

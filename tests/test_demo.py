@@ -27,6 +27,8 @@ def test_the_demo_measures_what_the_readme_promises():
     assert (config.data, config.shots, config.seeds) == ("digits", [1, 5], [0, 1, 2])
     assert config.conditions == ["none", "randaugment", "vae", "randaugment+vae"]
     assert config.generator_data == ["pool"]  # the VAE never sees a pool label
+    # The pool does not depend on the seed: one VAE for the three seeds (issue 15).
+    assert config.pool_per_seed is False
     assert config.model == "resnet10t" and config.steps == 300
     arms = plan_arms(config, load_dataset("digits", image_size=16))
     walks = {
@@ -62,6 +64,8 @@ def test_the_demo_runs_end_to_end_and_prints_its_table(tmp_path, monkeypatch, ca
     assert set(summary["shots"]) == {"1", "5"}
     runs = (tmp_path / "demo" / "runs.jsonl").read_text().splitlines()
     assert len(runs) == 2 * 2 * 4  # shots x seeds x conditions
+    # One VAE trained, shared by both seeds and shot counts.
+    assert [p.name for p in (tmp_path / "demo" / "generators").iterdir()] == ["vae-pool-shared"]
     # Run again: everything is reused, nothing retrained.
     assert main(["demo", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
     assert len((tmp_path / "demo" / "runs.jsonl").read_text().splitlines()) == len(runs)

@@ -1,4 +1,8 @@
-"""Generators a bench trains once per (name, source, seed[, shots]) and reuses, resumably."""
+"""Generators a bench trains once per (name, source, seed[, shots]) and reuses, resumably.
+
+With ``BenchConfig.pool_per_seed`` False, the ``pool`` source has one generator per name for
+all seeds (``NAME-pool-shared``, trained with seed :data:`SHARED_POOL_SEED`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from genaug import distributed
 from genaug.bench.config import BenchConfig
 from genaug.data import ImageDataset, train_test_split
 from genaug.device import resolve_device
@@ -18,7 +23,11 @@ from genaug.io import atomic_write_json
 from genaug.models import load_generator
 from genaug.models.base import Generator
 
-__all__ = ["GeneratorCache", "stable_seed"]
+__all__ = ["SHARED_POOL_SEED", "GeneratorCache", "stable_seed"]
+
+#: The training seed of a pool generator shared by every seed (``pool_per_seed`` False): the
+#: same as the per-seed generator of seed 0, so the shared one is that generator retrained.
+SHARED_POOL_SEED = 0
 
 # What makes a cached generator the one a run asks for (a field left blank, None, takes the
 # family's default and matches whatever the cached run resolved it to).
@@ -41,8 +50,23 @@ class GeneratorCache:
         self.device = resolve_device(config.device)
         self._loaded: OrderedDict[str, tuple[Generator, dict[str, Any]]] = OrderedDict()
         self._pool_data: ImageDataset | None = None
+        if self.shared_pool and "pool" in config.generator_data and distributed.world_size() > 1:
+            # Ranks split the grid by seed and train their seeds' generators; a shared one
+            # would be trained by every rank into the same folder at once.
+            raise GenaugError(
+                "pool_per_seed false shares one pool generator among all seeds, which the ranks "
+                "of a torchrun job would all train at once; run it in one process, or set "
+                "pool_per_seed true."
+            )
+
+    @property
+    def shared_pool(self) -> bool:
+        """Whether the ``pool`` source has one generator for every seed."""
+        return not self.config.pool_per_seed
 
     def folder(self, name: str, source: str, seed: int, shots: int) -> Path:
+        if source == "pool" and self.shared_pool:
+            return self.root / f"{name}-pool-shared"  # never a per-seed name: no collision
         tail = f"-shots{shots}" if source == "labeled" else ""
         return self.root / f"{name}-{source}-seed{seed}{tail}"
 
@@ -95,6 +119,8 @@ class GeneratorCache:
 
         settings = self.config.generator_settings(name)
         folder = self.folder(name, source, seed, shots)
+        if source == "pool" and self.shared_pool:
+            seed = SHARED_POOL_SEED  # one generator for every seed: its own training seed
         facts_path = folder / "bench_generator.json"
         data = self._training_data(source, labeled)
         config = TrainConfig(

@@ -144,6 +144,13 @@ class BenchConfig:
         conditions: the recipes to compare (see :mod:`genaug.bench.recipes`).
         generator_data: ``labeled``, ``pool`` and/or ``checkpoint:PATH``.
         generators: per generator name, :class:`GeneratorSettings` as a dict.
+        pool_per_seed: True (the published benchmarks): the ``pool`` source trains one
+            generator per seed (``generators/NAME-pool-seedS``, seeded by S), so each seed's
+            interval includes the generator's training noise. False: one pool generator per
+            name, trained once (seed 0, ``generators/NAME-pool-shared``) and used by every
+            seed - the pool is the same images for every seed (the whole training part, labels
+            hidden), so this saves ``len(seeds) - 1`` trainings; the intervals then hold for
+            that one generator. ``labeled`` generators stay per (seed, shots).
         more_real_factor: how many times the real shots the ``more-real`` reference gets.
         hflip: whether ``flipcrop`` flips (None: yes, except for digit datasets).
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -170,6 +177,7 @@ class BenchConfig:
     conditions: list[str] = field(default_factory=lambda: list(DEFAULT_CONDITIONS))
     generator_data: list[str] = field(default_factory=lambda: ["pool"])
     generators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pool_per_seed: bool = True
     more_real_factor: int = 2
     hflip: bool | None = None
     device: str = "auto"
@@ -256,6 +264,8 @@ class BenchConfig:
             raise GenaugError("generators must map generator names to their settings.")
         for name, values in self.generators.items():
             GeneratorSettings.from_dict(name, values)
+        if not isinstance(self.pool_per_seed, bool):
+            raise GenaugError(f"pool_per_seed must be true or false, got {self.pool_per_seed!r}.")
         if (
             isinstance(self.more_real_factor, bool)
             or not isinstance(self.more_real_factor, int)

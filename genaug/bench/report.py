@@ -391,7 +391,8 @@ def plot_accuracy(summary: dict[str, Any], path: str | Path) -> None:
     fig, axes, entries = _panels(summary)
     for ax, (shots, entry) in zip(axes, entries):
         rows = entry["conditions"]
-        _bars(ax, rows, lambda r: r.get("accuracy"), scale=100)
+        # An accuracy lies in 0-100 %: clip its t-interval there, as the table does.
+        _bars(ax, rows, lambda r: r.get("accuracy"), scale=100, bounds=(0.0, 100.0))
         ax.set_title(f"{shots}-shot", fontsize=9)
         ax.set_xlabel("test accuracy %", fontsize=8)
         if entry["best_classic"]:
@@ -426,8 +427,27 @@ def _plot_title(summary: dict[str, Any], what: str) -> str:
     return f"{config['data']}, {config['model']}: {what} over {n} seed{'s' * (n != 1)}"
 
 
-def _bars(ax, rows, stats_of, scale: float, mean_key: str = "mean") -> None:
-    """Horizontal bars (mean and interval) for every row; rows without statistics stay empty."""
+def error_extents(
+    mean: float, low: float, high: float, bounds: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """An error bar's (below, above) lengths from ``mean`` to the interval [low, high],
+    clipped to ``bounds`` first (an accuracy's [0, 100] %: a t-interval over few seeds can
+    reach past it)."""
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return max(0.0, mean - low), max(0.0, high - mean)
+
+
+def _bars(
+    ax,
+    rows,
+    stats_of,
+    scale: float,
+    mean_key: str = "mean",
+    bounds: tuple[float, float] | None = None,
+) -> None:
+    """Horizontal bars (mean and interval, clipped to ``bounds``) for every row; rows without
+    statistics stay empty."""
     labels = [r["arm"] for r in rows]
     means, low, high = [], [], []
     for r in rows:
@@ -435,8 +455,13 @@ def _bars(ax, rows, stats_of, scale: float, mean_key: str = "mean") -> None:
         mean = scale * stats[mean_key] if stats else 0.0
         means.append(mean)
         has_interval = stats is not None and stats.get("low") is not None
-        low.append(mean - scale * stats["low"] if has_interval else 0.0)
-        high.append(scale * stats["high"] - mean if has_interval else 0.0)
+        below, above = (
+            error_extents(mean, scale * stats["low"], scale * stats["high"], bounds)
+            if has_interval
+            else (0.0, 0.0)
+        )
+        low.append(below)
+        high.append(above)
     colours = [_KIND_COLOURS.get(r["kind"], "#7f7f7f") for r in rows]
     positions = list(range(len(rows)))[::-1]
     ax.barh(positions, means, xerr=[low, high], color=colours, capsize=2, height=0.7)
