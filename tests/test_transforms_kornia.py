@@ -224,7 +224,7 @@ def test_bad_pixels_name_the_problem(checkpoint, images, message):
         ({"p_batch": "half"}, "p_batch must be a number"),
         ({"same_on_batch": 1}, "same_on_batch must be True or False"),
         ({"mode": "warp"}, "Unknown generative mode"),
-        ({"mode": "neighbour"}, "needs neighbours"),
+        ({"mode": "neighbour"}, "neighbours"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(checkpoint, kwargs, message):
