@@ -16,43 +16,53 @@ classifier on the real training part, and reports:
 
 Each generator number comes with the score of the real held-out test part (``*_real``), which
 is what a generator drawing fresh images from the data distribution would get at that sample
-size: the numbers are read against it, not against 0 or 1.
+size: the numbers are read against it, not against 0 or 1. Each number is one step below
+(``_conditional_accuracy``, ``_feature_metrics``, ``_cas``, ``_memorisation_metrics``); the real
+data is prepared in :mod:`genaug.eval.real`, the generator sampled in
+:mod:`genaug.eval.samples`, the judge cached by
+:func:`~genaug.eval.reference.reference_classifier_for`, the figures drawn by
+:mod:`genaug.eval.figures` and the table by :mod:`genaug.eval.table`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from genaug.data import ImageDataset, load_dataset, train_test_split
-from genaug.data.convert import convert_channels, resize_images, to_uint8_images
+from genaug.data import ImageDataset, train_test_split
+from genaug.data.convert import to_uint8_images
 from genaug.device import resolve_device
 from genaug.errors import GenaugError
 from genaug.eval.metrics import (
+    Memorisation,
     agreement,
     frechet_distance,
     memorisation,
     precision_recall,
 )
+from genaug.eval.real import match_images, prepare_real_data
 from genaug.eval.reference import (
+    CLASSIFIER_SEED,
     ReferenceClassifier,
     accuracy,
-    load_reference_classifier,
-    read_reference_meta,
-    save_reference_classifier,
+    reference_classifier_for,
     train_reference_classifier,
 )
+from genaug.eval.samples import draw_samples, load_model
+from genaug.eval.table import format_metrics
 from genaug.io import atomic_write_json
 from genaug.models.base import Generator
-from genaug.models.sampling import sample_indices
 
 __all__ = [
+    "CLASSIFIER_SEED",
     "evaluate_generator",
     "format_metrics",
     "match_images",
@@ -60,153 +70,173 @@ __all__ = [
     "reference_classifier_for",
 ]
 
-#: Seed of the reference classifier and of the CAS classifier (the same recipe for both).
-CLASSIFIER_SEED = 0
-#: How many closest (sample, training image) pairs the nearest-neighbour figure shows.
-NEAREST_PAIRS = 8
-_SAMPLE_BATCH = 256
+_NOTES = (
+    "*_real: the held-out real test part scored the same way (what fresh real images "
+    "get; precision/recall and FD at the test-set size). Features: the reference "
+    "classifier's. cas_real: the same classifier recipe trained on the real training "
+    "part; cas_ratio = cas / cas_real. Memorisation: pixel-space L2 to the nearest "
+    "training image below relative_threshold x the median nearest-neighbour distance "
+    "between training images (the typical distance); nearest_distance_ratio: the "
+    "samples' median distance to their nearest training image over the typical distance "
+    "(about 1 for fresh real images, towards 0 for copies)."
+)
 
 
-# ----------------------------------------------------------------------------- the real data
-def match_images(images: Tensor, channels: int, image_size: int, what: str = "data") -> Tensor:
-    """Give a batch (N, C, H, W) the generator's channel count and square size, or refuse.
+# ----------------------------------------------------------------------------- the steps
+def _check_arguments(n_samples: int, classifier_steps: int, k: int) -> None:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= k:
+        raise GenaugError(f"n_samples must be an integer above k={k}, got {n_samples!r}.")
+    if isinstance(classifier_steps, bool) or not isinstance(classifier_steps, int):
+        raise GenaugError(f"classifier_steps must be a positive int, got {classifier_steps!r}.")
+    if classifier_steps < 1:
+        raise GenaugError(f"classifier_steps must be a positive int, got {classifier_steps!r}.")
 
-    Gray <-> RGB converts (``convert_channels``) and any size resizes (``resize_images``); other
-    channel counts cannot be matched and raise a :class:`GenaugError` naming both shapes.
-    """
-    if images.ndim != 4:
+
+def _split_real(
+    real: ImageDataset, test_fraction: float, test_seed: int, k: int
+) -> tuple[ImageDataset, ImageDataset]:
+    """The training part (what the generator is compared with) and the held-out test part."""
+    train_part, test_part = train_test_split(real, test_fraction=test_fraction, test_seed=test_seed)
+    if len(train_part) <= k or len(test_part) <= k:
         raise GenaugError(
-            f"The {what} must be images shaped (N, C, H, W), got shape {tuple(images.shape)}."
+            f"The real data is too small to evaluate with k={k}: {len(train_part)} training and "
+            f"{len(test_part)} test images; use a larger dataset."
         )
-    have = f"{images.shape[1]}x{images.shape[2]}x{images.shape[3]}"
-    want = f"{channels}x{image_size}x{image_size}"
-    if images.shape[1] != channels and {int(images.shape[1]), channels} != {1, 3}:
-        raise GenaugError(
-            f"The {what} holds {have} (CxHxW) images but the generator makes {want} images, and "
-            f"{images.shape[1]} channels cannot be converted to {channels}; only gray (1) <-> "
-            "RGB (3) converts, so give the data 1 or 3 channels."
-        )
-    return resize_images(convert_channels(images, channels), image_size)
+    return train_part, test_part
 
 
-def prepare_real_data(data: ImageDataset | str | None, model: Generator) -> ImageDataset:
-    """The labelled real data at the generator's size and channels, checked against its classes.
+@dataclass
+class _Seen:
+    """What the judge sees: features (N, F) of each image set and its predicted classes (N,)."""
 
-    ``data`` is an :class:`ImageDataset`, a dataset spec (loaded at the generator's size), or
-    None for the spec recorded in the generator's checkpoint.
-    """
-    if data is None:
-        data = model.data_description.get("spec")
-        if not isinstance(data, str) or data in ("", "custom"):
-            raise GenaugError(
-                "The generator's checkpoint does not say which dataset it was trained on; "
-                "name the real data to compare with (--data digits, imagefolder:PATH, ...)."
-            )
-    if isinstance(data, str):
-        dataset = load_dataset(data, image_size=model.image_size, channels=model.channels)
-    elif isinstance(data, ImageDataset):
-        images = match_images(data.images, model.channels, model.image_size)
-        dataset = (
-            data
-            if images is data.images
-            else ImageDataset(images, data.targets, data.class_names, data.description)
-        )
-    else:
-        raise GenaugError(
-            f"The real data must be an ImageDataset or a dataset spec string, not "
-            f"{type(data).__name__}; load it with genaug.data.load_dataset."
-        )
-    if not dataset.has_labels:
-        raise GenaugError(
-            "Evaluation needs labelled real data (its reference classifier learns the classes), "
-            "but some labels are hidden; pass the labelled dataset."
-        )
-    if model.conditional:
-        names = list(model.class_names)
-        if model.num_classes != dataset.num_classes or names != list(dataset.class_names):
-            raise GenaugError(
-                f"The generator is conditioned on {model.num_classes} classes "
-                f"({_short(names)}) but the data has {dataset.num_classes} "
-                f"({_short(dataset.class_names)}); evaluate it on the data it was trained on."
-            )
-    return dataset
+    train_features: Tensor
+    test_features: Tensor
+    test_predictions: Tensor
+    fake_features: Tensor
+    fake_predictions: Tensor
+    reference_accuracy: float  # the judge's accuracy on the real test part
 
 
-def _short(names: list[str]) -> str:
-    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+def _judge_sees(
+    judge: ReferenceClassifier,
+    train_images: Tensor,
+    test_images: Tensor,
+    test_part: ImageDataset,
+    samples: Tensor,
+) -> _Seen:
+    train_features, _ = judge.embed(train_images)
+    test_features, test_predictions = judge.embed(test_images)
+    fake_features, fake_predictions = judge.embed(samples)
+    return _Seen(
+        train_features,
+        test_features,
+        test_predictions,
+        fake_features,
+        fake_predictions,
+        agreement(test_predictions, test_part.targets),
+    )
 
 
-def _fingerprint(dataset: ImageDataset) -> str:
-    digest = hashlib.sha256()
-    digest.update(dataset.images.numpy().tobytes())
-    digest.update(dataset.targets.numpy().tobytes())
-    digest.update("\n".join(dataset.class_names).encode())
-    digest.update(str(tuple(dataset.images.shape)).encode())
-    return digest.hexdigest()
-
-
-# ----------------------------------------------------------------------- the reference judge
-def reference_classifier_for(
-    train_part: ImageDataset,
-    cache_dir: str | os.PathLike | None = None,
-    steps: int = 600,
-    device: str | torch.device = "auto",
-) -> tuple[ReferenceClassifier, bool]:
-    """The reference classifier of ``train_part``: loaded from ``cache_dir`` when it was trained
-    on exactly these images with this recipe, else trained (and saved there). Returns
-    ``(classifier, reused)``."""
-    meta = {
-        "recipe": "train_reference_classifier",
-        "steps": steps,
-        "seed": CLASSIFIER_SEED,
-        "data_sha256": _fingerprint(train_part),
-        "data": {
-            k: train_part.description.get(k)
-            for k in ("spec", "image_size", "channels", "count", "test_fraction", "test_seed")
-        },
+def _conditional_accuracy(seen: _Seen, labels: Tensor | None) -> dict[str, Any]:
+    """How often the judge names the class a conditional generator was asked for."""
+    value = agreement(seen.fake_predictions, labels) if labels is not None else None
+    return {
+        "conditional_accuracy": _round(value),
+        "conditional_accuracy_real": _round(seen.reference_accuracy),
     }
-    dev = resolve_device(device)
-    if cache_dir is not None and read_reference_meta(cache_dir) == meta:
-        return load_reference_classifier(cache_dir, device=str(dev)), True
-    classifier = train_reference_classifier(
-        train_part, steps=steps, seed=CLASSIFIER_SEED, device=str(dev)
-    )
-    if cache_dir is not None:
-        save_reference_classifier(classifier, cache_dir, meta)
-    return classifier, False
 
 
-# ---------------------------------------------------------------------------- the generator
-def _load_model(checkpoint_or_model: Generator | str | os.PathLike, device: torch.device):
-    if isinstance(checkpoint_or_model, Generator):
-        return checkpoint_or_model, None
-    if isinstance(checkpoint_or_model, (str, os.PathLike)):
-        from genaug.models import load_generator
+def _feature_metrics(
+    seen: _Seen, n_samples: int, seed: int, k: int, device: torch.device
+) -> dict[str, Any]:
+    """Realism and coverage in the judge's features: Frechet distance, precision / recall.
 
-        return load_generator(checkpoint_or_model, device=device), str(checkpoint_or_model)
-    raise GenaugError(
-        f"Evaluate a Generator or a checkpoint folder, not {type(checkpoint_or_model).__name__}."
-    )
+    Precision / recall compare sets of equal size (the radii depend on it): the training
+    features are subsampled to the sample count (and to the test count for the real line).
+    """
+    train_features = seen.train_features
+    pick = torch.Generator().manual_seed(seed)
+    real_for_pr = train_features[torch.randperm(len(train_features), generator=pick)[:n_samples]]
+    real_for_test = train_features[torch.randperm(len(train_features), generator=pick)]
+    real_for_test = real_for_test[: len(seen.test_features)]
+    pr = precision_recall(real_for_pr, seen.fake_features, k=k, device=device)
+    pr_real = precision_recall(real_for_test, seen.test_features, k=k, device=device)
+    fd = frechet_distance(train_features, seen.fake_features)
+    fd_real = frechet_distance(train_features, seen.test_features)
+    return {
+        "frechet_distance": _round(fd),
+        "frechet_distance_real": _round(fd_real),
+        "precision": _round(pr.precision),
+        "recall": _round(pr.recall),
+        "precision_real": _round(pr_real.precision),
+        "recall_real": _round(pr_real.recall),
+        "k": k,
+    }
 
 
-@torch.no_grad()
-def _draw_samples(model: Generator, n: int, seed: int) -> tuple[Tensor, Tensor | None]:
-    """``n`` samples (n, C, H, W) float32 on the CPU, deterministic by index; balanced classes."""
-    chunks, labels = [], []
-    for start in range(0, n, _SAMPLE_BATCH):
-        index = torch.arange(start, min(n, start + _SAMPLE_BATCH))
-        images, chunk_labels = sample_indices(model, index, seed)
-        chunks.append(images)
-        if chunk_labels is not None:
-            labels.append(chunk_labels.cpu())
-    samples = torch.cat(chunks)
-    expected = (model.channels, model.image_size, model.image_size)
-    if tuple(samples.shape[1:]) != expected or not torch.isfinite(samples).all():
-        raise GenaugError(
-            f"The generator made {tuple(samples.shape[1:])} samples with non-finite values or of "
-            f"the wrong shape (expected {expected}); the checkpoint is broken, retrain it."
+def _cas(
+    model: Generator,
+    samples: Tensor,
+    labels: Tensor | None,
+    seen: _Seen,
+    test_part: ImageDataset,
+    classifier_steps: int,
+    seed: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Usefulness: a classifier trained on samples only (CAS), tested on real test images."""
+    cas = cas_ratio = None
+    if labels is not None:
+        synthetic = ImageDataset(
+            to_uint8_images(samples),
+            labels,
+            model.class_names,
+            {"spec": "synthetic", "family": model.family, "seed": seed},
         )
-    return samples.clamp(0, 1), (torch.cat(labels) if labels else None)
+        cas_model = train_reference_classifier(
+            synthetic, steps=classifier_steps, seed=CLASSIFIER_SEED, device=str(device)
+        )
+        cas = accuracy(cas_model, test_part)
+        reference = seen.reference_accuracy
+        cas_ratio = cas / reference if reference > 0 else None
+    return {
+        "cas": _round(cas),
+        "cas_real": _round(seen.reference_accuracy),
+        "cas_ratio": _round(cas_ratio),
+    }
+
+
+def _memorisation_metrics(
+    samples: Tensor,
+    train_images: Tensor,
+    test_images: Tensor,
+    relative_threshold: float,
+    seed: int,
+    device: torch.device,
+) -> tuple[Memorisation, dict[str, Any]]:
+    """Memorisation in pixel space (copies of training images are what would leak)."""
+    memo = memorisation(
+        samples, train_images, relative_threshold=relative_threshold, seed=seed, device=device
+    )
+    real = memorisation(test_images, train_images, threshold=memo.threshold, device=device)
+    typical = memo.typical_distance
+    return memo, {
+        "memorisation_share": _round(memo.share),
+        "memorisation_share_real": _round(real.share),
+        "nearest_distance_ratio": _round(_ratio(memo.distances, typical)),
+        "nearest_distance_ratio_real": _round(_ratio(real.distances, typical)),
+        "memorisation_space": "pixels",
+        "memorisation_threshold": _round(memo.threshold),
+        "memorisation_typical_distance": _round(typical),
+        "relative_threshold": relative_threshold,
+    }
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    tick = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - tick
 
 
 # ------------------------------------------------------------------------------ the evaluation
@@ -255,84 +285,33 @@ def evaluate_generator(
     Example: ``evaluate_generator("runs/digits-vae", "digits", out_dir="runs/digits-vae/eval")``.
     """
     started = time.perf_counter()
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= k:
-        raise GenaugError(f"n_samples must be an integer above k={k}, got {n_samples!r}.")
-    if isinstance(classifier_steps, bool) or not isinstance(classifier_steps, int):
-        raise GenaugError(f"classifier_steps must be a positive int, got {classifier_steps!r}.")
-    if classifier_steps < 1:
-        raise GenaugError(f"classifier_steps must be a positive int, got {classifier_steps!r}.")
+    _check_arguments(n_samples, classifier_steps, k)
     dev = resolve_device(device)
-    model, checkpoint = _load_model(checkpoint_or_model, dev)
+    model, checkpoint = load_model(checkpoint_or_model, dev)
     real = prepare_real_data(data, model)
-    train_part, test_part = train_test_split(real, test_fraction=test_fraction, test_seed=test_seed)
-    if len(train_part) <= k or len(test_part) <= k:
-        raise GenaugError(
-            f"The real data is too small to evaluate with k={k}: {len(train_part)} training and "
-            f"{len(test_part)} test images; use a larger dataset."
-        )
+    train_part, test_part = _split_real(real, test_fraction, test_seed, k)
     out = Path(out_dir) if out_dir is not None else None
     if cache_dir is None and out is not None:
         cache_dir = out / "reference"
     timings: dict[str, float] = {}
 
     # 1. The judge: a small CNN trained on the real training part, and its test accuracy.
-    tick = time.perf_counter()
-    judge, reused = reference_classifier_for(train_part, cache_dir, classifier_steps, dev)
-    timings["reference_classifier"] = time.perf_counter() - tick
-
+    with _timed(timings, "reference_classifier"):
+        judge, reused = reference_classifier_for(train_part, cache_dir, classifier_steps, dev)
     # 2. Samples (balanced classes) and everything the judge sees in them.
-    tick = time.perf_counter()
-    was_training = model.training
-    model.eval()
-    try:
-        samples, labels = _draw_samples(model, n_samples, seed)  # (n, C, H, W), (n,) or None
-    finally:
-        model.train(was_training)
-    timings["sampling"] = time.perf_counter() - tick
+    with _timed(timings, "sampling"):
+        samples, labels = draw_samples(model, n_samples, seed)
     train_images, test_images = train_part.float_images(), test_part.float_images()
-    train_features, _ = judge.embed(train_images)
-    test_features, test_predictions = judge.embed(test_images)
-    fake_features, fake_predictions = judge.embed(samples)
-    reference_accuracy = agreement(test_predictions, test_part.targets)
-
-    # 3. Realism and coverage in the judge's features. Precision / recall compare sets of equal
-    #    size (the radii depend on it): the training features are subsampled to the sample count.
-    tick = time.perf_counter()
-    pick = torch.Generator().manual_seed(seed)
-    real_for_pr = train_features[torch.randperm(len(train_features), generator=pick)[:n_samples]]
-    real_for_test = train_features[torch.randperm(len(train_features), generator=pick)]
-    real_for_test = real_for_test[: len(test_features)]
-    pr = precision_recall(real_for_pr, fake_features, k=k, device=dev)
-    pr_real = precision_recall(real_for_test, test_features, k=k, device=dev)
-    fd = frechet_distance(train_features, fake_features)
-    fd_real = frechet_distance(train_features, test_features)
-    timings["feature_metrics"] = time.perf_counter() - tick
-
-    # 4. Usefulness: a classifier trained on samples only (CAS), tested on real test images.
-    tick = time.perf_counter()
-    conditional_accuracy = cas = cas_ratio = None
-    if labels is not None:
-        conditional_accuracy = agreement(fake_predictions, labels)
-        synthetic = ImageDataset(
-            to_uint8_images(samples),
-            labels,
-            model.class_names,
-            {"spec": "synthetic", "family": model.family, "seed": seed},
+    seen = _judge_sees(judge, train_images, test_images, test_part, samples)
+    # 3. Realism and coverage; 4. usefulness; 5. memorisation.
+    with _timed(timings, "feature_metrics"):
+        features = _feature_metrics(seen, n_samples, seed, k, dev)
+    with _timed(timings, "cas"):
+        cas = _cas(model, samples, labels, seen, test_part, classifier_steps, seed, dev)
+    with _timed(timings, "memorisation"):
+        memo, copies = _memorisation_metrics(
+            samples, train_images, test_images, relative_threshold, seed, dev
         )
-        cas_model = train_reference_classifier(
-            synthetic, steps=classifier_steps, seed=CLASSIFIER_SEED, device=str(dev)
-        )
-        cas = accuracy(cas_model, test_part)
-        cas_ratio = cas / reference_accuracy if reference_accuracy > 0 else None
-    timings["cas"] = time.perf_counter() - tick
-
-    # 5. Memorisation, in pixel space: copies of training images are what would leak.
-    tick = time.perf_counter()
-    memo = memorisation(
-        samples, train_images, relative_threshold=relative_threshold, seed=seed, device=dev
-    )
-    memo_real = memorisation(test_images, train_images, threshold=memo.threshold, device=dev)
-    timings["memorisation"] = time.perf_counter() - tick
 
     metrics: dict[str, Any] = {
         "checkpoint": checkpoint,
@@ -352,55 +331,49 @@ def evaluate_generator(
         "device": str(dev),
         "reference_classifier": {
             "steps": classifier_steps,
-            "test_accuracy": _round(reference_accuracy),
+            "test_accuracy": _round(seen.reference_accuracy),
             "reused_from_cache": reused,
             "cache": str(cache_dir) if cache_dir is not None else None,
-            "features": int(train_features.shape[1]),
+            "features": int(seen.train_features.shape[1]),
         },
-        "conditional_accuracy": _round(conditional_accuracy),
-        "conditional_accuracy_real": _round(reference_accuracy),
-        "frechet_distance": _round(fd),
-        "frechet_distance_real": _round(fd_real),
-        "precision": _round(pr.precision),
-        "recall": _round(pr.recall),
-        "precision_real": _round(pr_real.precision),
-        "recall_real": _round(pr_real.recall),
-        "k": k,
-        "cas": _round(cas),
-        "cas_real": _round(reference_accuracy),
-        "cas_ratio": _round(cas_ratio),
-        "memorisation_share": _round(memo.share),
-        "memorisation_share_real": _round(memo_real.share),
-        "nearest_distance_ratio": _round(_ratio(memo.distances, memo.typical_distance)),
-        "nearest_distance_ratio_real": _round(_ratio(memo_real.distances, memo.typical_distance)),
-        "memorisation_space": "pixels",
-        "memorisation_threshold": _round(memo.threshold),
-        "memorisation_typical_distance": _round(memo.typical_distance),
-        "relative_threshold": relative_threshold,
-        "notes": (
-            "*_real: the held-out real test part scored the same way (what fresh real images "
-            "get; precision/recall and FD at the test-set size). Features: the reference "
-            "classifier's. cas_real: the same classifier recipe trained on the real training "
-            "part; cas_ratio = cas / cas_real. Memorisation: pixel-space L2 to the nearest "
-            "training image below relative_threshold x the median nearest-neighbour distance "
-            "between training images (the typical distance); nearest_distance_ratio: the "
-            "samples' median distance to their nearest training image over the typical distance "
-            "(about 1 for fresh real images, towards 0 for copies)."
-        ),
+        **_conditional_accuracy(seen, labels),
+        **features,
+        **cas,
+        **copies,
+        "notes": _NOTES,
         "timings_seconds": {name: round(t, 2) for name, t in timings.items()},
         "files": {},
     }
+    _write(metrics, out, metrics_name, plot, model, samples, train_images, memo, seed, started)
+    return metrics
 
+
+def _write(
+    metrics: dict[str, Any],
+    out: Path | None,
+    metrics_name: str,
+    plot: bool,
+    model: Generator,
+    samples: Tensor,
+    train_images: Tensor,
+    memo: Memorisation,
+    seed: int,
+    started: float,
+) -> None:
+    """Add the figures (with ``plot``) and the total seconds; write the JSON into ``out``."""
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         stem = Path(metrics_name).stem
         if plot:
-            metrics["files"] = _plots(model, samples, train_images, memo, out, stem, seed)
+            from genaug.eval.figures import save_evaluation_figures
+
+            metrics["files"] = save_evaluation_figures(
+                model, samples, train_images, memo, out, stem, seed
+            )
         metrics["files"]["metrics"] = str(out / metrics_name)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if out is not None:
         atomic_write_json(out / metrics_name, metrics)
-    return metrics
 
 
 def _ratio(distances: Tensor, typical: float) -> float | None:
@@ -410,87 +383,3 @@ def _ratio(distances: Tensor, typical: float) -> float | None:
 
 def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(float(value), digits)
-
-
-def _plots(
-    model: Generator,
-    samples: Tensor,
-    train_images: Tensor,
-    memo: Any,
-    out: Path,
-    stem: str,
-    seed: int,
-) -> dict[str, str]:
-    """The per-class sample grid and the closest (sample, nearest training image) pairs."""
-    from genaug.plots import save_class_grid, save_image_rows
-
-    grid = out / f"{stem}.samples.png"
-    was_training = model.training
-    model.eval()
-    try:
-        save_class_grid(model, grid, seed=seed, title=f"{model.family} samples, one row per class")
-    finally:
-        model.train(was_training)
-    order = memo.distances.argsort()[:NEAREST_PAIRS]  # the closest pairs first
-    pairs = torch.cat([samples[order], train_images[memo.nearest[order]]])  # (2P, C, H, W)
-    distances = ", ".join(f"{float(d):.2f}" for d in memo.distances[order])
-    nearest = out / f"{stem}.nearest.png"
-    save_image_rows(
-        pairs,
-        ["sample", "nearest train"],
-        nearest,
-        title=(
-            f"closest samples to training images\npixel L2: {distances}\n"
-            f"(a copy is closer than {memo.threshold:.2f})"
-        ),
-    )
-    return {"samples": str(grid), "nearest": str(nearest)}
-
-
-def format_metrics(metrics: dict[str, Any]) -> str:
-    """A one-screen table of :func:`evaluate_generator`'s result: generator vs real test data."""
-
-    def cell(value: Any, digits: int = 3) -> str:
-        return "n/a" if value is None else f"{value:.{digits}f}"
-
-    m = metrics
-    ref = m["reference_classifier"]
-    rows = [
-        ("conditional accuracy", cell(m["conditional_accuracy"]), cell(m["cas_real"])),
-        (
-            "Frechet distance (ref. features)",
-            cell(m["frechet_distance"], 2),
-            cell(m["frechet_distance_real"], 2),
-        ),
-        (f"precision (k={m['k']})", cell(m["precision"]), cell(m["precision_real"])),
-        (f"recall (k={m['k']})", cell(m["recall"]), cell(m["recall_real"])),
-        ("CAS (train on samples, test real)", cell(m["cas"]), cell(m["cas_real"])),
-        ("CAS / real-data accuracy", cell(m["cas_ratio"]), "1.000"),
-        (
-            f"memorisation share ({m['memorisation_space']})",
-            cell(m["memorisation_share"]),
-            cell(m["memorisation_share_real"]),
-        ),
-        (
-            "median nearest-train distance / typ.",
-            cell(m["nearest_distance_ratio"]),
-            cell(m["nearest_distance_ratio_real"]),
-        ),
-    ]
-    data = m["data"]
-    head = (
-        f"{m['family']} generator ({'conditional' if m['conditional'] else 'unconditional'}, "
-        f"{m['channels']}x{m['image_size']}px), {m['n_samples']} samples, seed {m['seed']}; "
-        f"real data {data['spec']}: {data['train_count']} train / {data['test_count']} test"
-    )
-    width = max(len(r[0]) for r in rows)
-    lines = [head, "", f"{'metric':<{width}}  {'generator':>9}  {'real test':>9}"]
-    lines += [f"{name:<{width}}  {gen:>9}  {real:>9}" for name, gen, real in rows]
-    lines += [
-        "",
-        f"reference classifier: {ref['steps']} steps, test accuracy {ref['test_accuracy']:.3f}"
-        f"{' (reused from cache)' if ref['reused_from_cache'] else ''}; copy threshold "
-        f"{m['memorisation_threshold']:.3f} (pixel L2) = {m['relative_threshold']} x typical "
-        f"{m['memorisation_typical_distance']:.3f}; took {m['seconds']:.1f} s",
-    ]
-    return "\n".join(lines)

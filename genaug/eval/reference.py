@@ -8,6 +8,7 @@ distance, precision/recall). It is saved as safetensors + JSON beside the run it
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ from torch.nn import functional as F
 from genaug.data import ImageDataset
 from genaug.device import resolve_device
 from genaug.errors import GenaugError
+from genaug.eval.real import data_fingerprint
 from genaug.io import write_folder_atomically
 
 REFERENCE_FORMAT_VERSION = 1
+#: Seed of the reference classifier and of the CAS classifier (the same recipe for both).
+CLASSIFIER_SEED = 0
 REFERENCE_WEIGHTS = "reference.safetensors"
 REFERENCE_CONFIG = "reference.json"
 
@@ -125,7 +129,7 @@ def save_reference_classifier(
 ) -> Path:
     """Save the classifier as a folder (reference.safetensors + reference.json), atomically.
 
-    ``meta`` (JSON-able) is kept beside the weights: :mod:`genaug.eval.evaluate` records there
+    ``meta`` (JSON-able) is kept beside the weights: :func:`reference_classifier_for` records there
     which data and recipe the classifier was trained with, to reuse it only when they match.
     """
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -194,3 +198,33 @@ def conditional_accuracy(
         ]
     )
     return float((classifier.predict(samples) == labels.cpu()).float().mean())
+
+
+def reference_classifier_for(
+    train_part: ImageDataset,
+    cache_dir: str | os.PathLike | None = None,
+    steps: int = 600,
+    device: str | torch.device = "auto",
+) -> tuple[ReferenceClassifier, bool]:
+    """The reference classifier of ``train_part``: loaded from ``cache_dir`` when it was trained
+    on exactly these images with this recipe, else trained (and saved there). Returns
+    ``(classifier, reused)``."""
+    meta = {
+        "recipe": "train_reference_classifier",
+        "steps": steps,
+        "seed": CLASSIFIER_SEED,
+        "data_sha256": data_fingerprint(train_part),
+        "data": {
+            k: train_part.description.get(k)
+            for k in ("spec", "image_size", "channels", "count", "test_fraction", "test_seed")
+        },
+    }
+    dev = resolve_device(device)
+    if cache_dir is not None and read_reference_meta(cache_dir) == meta:
+        return load_reference_classifier(cache_dir, device=str(dev)), True
+    classifier = train_reference_classifier(
+        train_part, steps=steps, seed=CLASSIFIER_SEED, device=str(dev)
+    )
+    if cache_dir is not None:
+        save_reference_classifier(classifier, cache_dir, meta)
+    return classifier, False
