@@ -6,7 +6,8 @@ Modules: :mod:`~genaug.bench.config` (the grid's settings), :mod:`~genaug.bench.
 :mod:`~genaug.bench.cache` (generators trained once per cell), :mod:`~genaug.bench.classifier`
 (the timm classifier and its training), :mod:`~genaug.bench.run` (the grid), :mod:`~genaug.bench.runs`
 (the runs ledger), :mod:`~genaug.bench.distributed` (sharding under torchrun),
-:mod:`~genaug.bench.stats` and :mod:`~genaug.bench.report`.
+:mod:`~genaug.bench.stats` and :mod:`~genaug.bench.report` (from
+:mod:`~genaug.bench.summary`, :mod:`~genaug.bench.markdown` and :mod:`~genaug.bench.figures`).
 """
 
 from __future__ import annotations

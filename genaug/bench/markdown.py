@@ -1,0 +1,174 @@
+"""The benchmark's ``summary.md``: settings, one table per shot count, the targets.
+
+Accuracies are percentages and differences percentage points ("pp"), from the summary of
+:func:`~genaug.bench.summary.build_summary`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genaug.bench.summary import SIGNIFICANCE, TARGET_ERROR_CUT
+
+__all__ = ["format_markdown"]
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    text = f"{100 * value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.0"
+
+
+def _interval(stats: dict[str, Any] | None, bounded: bool = False) -> str:
+    """``mean [low, high]`` in %; ``bounded``: an accuracy, so the interval is clipped to
+    [0, 100] (a t-interval over few seeds can reach past it)."""
+    if not stats:
+        return "-"
+    mean = _pct(stats.get("mean", stats.get("mean_difference")))
+    if stats.get("low") is None:
+        return mean
+    low, high = stats["low"], stats["high"]
+    if bounded:
+        low, high = max(0.0, low), min(1.0, high)
+    return f"{mean} [{_pct(low)}, {_pct(high)}]"
+
+
+def _signed(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "-"
+    text = _interval(stats)
+    return text if text.startswith("-") else "+" + text
+
+
+def _versus(stats: dict[str, Any] | None) -> str:
+    """A paired difference with its t-test p, or ``-``."""
+    return "-" if not stats else f"{_signed(stats)}, p {_p(stats.get('p_t'))}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _seconds(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_markdown(summary: dict[str, Any]) -> str:
+    """The report as Markdown: settings, one table per shot count, the targets."""
+    config = summary["config"]
+    seeds = config["seeds"]
+    lines = [f"# genaug bench: {config['data']}, timm {config['model']}", ""]
+    if summary.get("command"):
+        lines += ["Command:", "", f"    {summary['command']}", ""]
+    if not summary["complete"]:
+        lines += [
+            f"**Partial results: {summary['runs_found']} of {summary['runs_expected']} runs "
+            "finished.** Statistics below use the seeds each cell has.",
+            "",
+        ]
+    lines += [
+        f"- {len(seeds)} seeds ({', '.join(map(str, seeds))}); each seed draws its own k-shot "
+        "subset, classifier initialisation and generator; all conditions of a seed share the "
+        "subset, the initial weights and the batch order (paired design).",
+        f"- Classifier: timm `{config['model']}` "
+        f"({'weights from ' + config['pretrained_file'] if config['pretrained_file'] else 'from scratch'}), "
+        f"{config['image_size']} px, {config['steps']} steps of batch {config['batch_size']}, "
+        f"AdamW (lr {config['lr']}, weight decay {config['weight_decay']}) with a one-cycle "
+        "schedule, the same for every condition.",
+        f"- Test set: a fixed real {config['test_fraction']:.0%} of every class "
+        f"(test seed {config['test_seed']}), the same for every seed and condition.",
+        "- Generator data: `labeled` = the k-shot images with their labels only; `pool` = every "
+        "training image with its label hidden (the semi-supervised setting: the pool's labels "
+        "are never used); `checkpoint` = a given generator.",
+        "- Accuracy: mean over seeds [95% t-interval, clipped to 0-100], in %. Δ: paired mean difference in "
+        "percentage points [95% interval]; p: two-sided paired t-test / Wilcoxon signed-rank. "
+        "The best classic condition is chosen per shot count after the fact (the strongest "
+        "baseline, so the comparison is never against a weak one). Error cut: the share of the "
+        "best classic condition's errors removed.",
+        "- Cost: augmentation ms per step and classifier training seconds per run (mean); "
+        "generator s: the one-off training of the generator a run used (mean per generator).",
+        "",
+    ]
+    for item in summary.get("skipped") or []:
+        lines += [f"- Not run: {item['arm']} ({item['reason']})"]
+    if summary.get("skipped"):
+        lines.append("")
+    header = (
+        "| condition | generator data | seeds | accuracy % | macro-F1 % | Δ vs none | "
+        "Δ vs best classic | p (t / W) | error cut | aug ms/step | train s | generator s |"
+    )
+    for shots, entry in summary["shots"].items():
+        best = entry["best_classic"] or "none measured"
+        lines += [f"## {shots} shot{'s' if shots != '1' else ''} per class (best classic: {best})"]
+        lines += ["", header, "|" + " --- |" * 12]
+        not_run: dict[str, list[str]] = {}  # generator data -> conditions, for a short line
+        for row in entry["conditions"]:
+            if not row["n"]:
+                not_run.setdefault(row["source"] or "", []).append(row["condition"])
+        for row in entry["conditions"]:
+            if not row["n"]:  # listed under the table instead
+                continue
+            vs = row.get("vs_best_classic")
+            p = f"{_p(vs['p_t'])} / {_p(vs['p_wilcoxon'])}" if vs else "-"
+            cut = _pct(vs.get("error_rate_reduction"), 0) + "%" if vs else "-"
+            name = (
+                f"**{row['condition']}**"
+                if row["arm"] == entry["best_classic"]
+                else row["condition"]
+            )
+            if row.get("real_images_only"):
+                name += " (real images only)"
+            lines.append(
+                f"| {name} | {row['source'] or '-'} | {row['n']} | {_interval(row['accuracy'], bounded=True)} "
+                f"| {_pct(row['macro_f1']['mean'])} | {_signed(row.get('vs_none'))} "
+                f"| {_signed(vs)} | {p} | {cut} | {_seconds(row['augment_ms_per_step'])} "
+                f"| {_seconds(row['train_seconds'])} | {_seconds(row['generator_seconds'], 0)} |"
+            )
+        lines.append("")
+        if not_run:
+            groups = [
+                f"{f'generator data {source}' if source else 'no generator'}: "
+                f"{', '.join(conditions)}"
+                for source, conditions in not_run.items()
+            ]
+            lines += [f"Not run at this shot count - {'; '.join(groups)}.", ""]
+    if summary["targets"]:
+        lines += [
+            "## Targets",
+            "",
+            "Best classic+generative condition per generator source (picked after the fact) "
+            "against the best classic condition; conditions whose outputs are *real images* "
+            "only (a whole neighbour walk with all the detail: the real unlabelled image the "
+            "walk reached, under the labelled image's label; no generated pixels) get their "
+            "own line. *Beats*: mean gain > 0 with both paired tests "
+            f"p < {SIGNIFICANCE}. *Error cut*: at least {TARGET_ERROR_CUT:.0%} of the best "
+            "classic condition's errors removed. *Worth the real shots*: at least the accuracy "
+            "of the best more-real reference. *Δ vs real images*: a generated line against the "
+            "real-images line of its source (paired, pp, t-test p): what the generated pixels "
+            "add over the real images.",
+            "",
+            "| shots | generator data | output | best classic | best classic+generative | Δ pp | "
+            "p (t / W) | error cut | beats? | error cut >= 20%? | worth the real shots? | "
+            "Δ vs real images |",
+            "|" + " --- |" * 12,
+        ]
+        for t in summary["targets"]:
+            vs = t["vs_best_classic"] or {}
+            worth = (
+                "-" if t["worth_more_real"] is None else ("yes" if t["worth_more_real"] else "no")
+            )
+            lines.append(
+                f"| {t['shots']} | {t['source']} | {t.get('output', 'generated')} | "
+                f"{t['best_classic']} | "
+                f"{t['best_classic_plus_generative']} | {_signed(vs or None)} | "
+                f"{_p(vs.get('p_t'))} / {_p(vs.get('p_wilcoxon'))} | "
+                f"{_pct(vs.get('error_rate_reduction'), 0)}% | "
+                f"{'yes' if t['beats_best_classic'] else 'no'} | "
+                f"{'yes' if t['error_cut_at_least_20pct'] else 'no'} | {worth} | "
+                f"{_versus(t.get('vs_real_images'))} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
