@@ -39,6 +39,7 @@ import torch
 from genaug import GenerativeAugment, GenerativeMix, create_generator
 from genaug.data import ImageDataset
 from genaug.device import autocast_for, memory_format_for
+from genaug.transforms import NeighbourWalk
 
 MODES = ("perturb", "resample", "interpolate", "neighbour")
 BANK_SIZE = 1257  # mode neighbour walks through a bank this size (the digits pool)
@@ -122,8 +123,8 @@ def transform_throughput(args: argparse.Namespace, device: torch.device) -> list
             if mode == "neighbour":  # a labelled bank (the generator is conditional), 6 hops
                 bank = torch.randint(0, 256, (BANK_SIZE, 3, size, size), dtype=torch.uint8)
                 targets = torch.arange(BANK_SIZE) % 10
-                walk = {"neighbours": ImageDataset(bank, targets, [str(c) for c in range(10)])}
-                walk["neighbours_hops"] = 6
+                labelled = ImageDataset(bank, targets, [str(c) for c in range(10)])
+                walk = {"neighbours": NeighbourWalk(labelled, hops=6)}
             for precision in precisions:
                 for compiled in (False, True) if args.compile else (False,):
                     augment = GenerativeAugment(

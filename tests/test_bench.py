@@ -13,12 +13,8 @@ from PIL import Image
 
 import genaug.bench.run as bench_module
 from genaug.bench.classifier import check_model_name, create_classifier, macro_f1
-from genaug.bench.recipes import (
-    build_pipeline,
-    classic_transform,
-    parse_condition,
-    split_conditions,
-)
+from genaug.bench.pipeline import build_pipeline, classic_transform
+from genaug.bench.recipes import parse_condition, split_conditions
 from genaug.bench.report import build_summary, format_markdown
 from genaug.bench.run import BenchConfig, read_runs, report_bench, run_bench
 from genaug.cli import main

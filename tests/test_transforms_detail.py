@@ -10,7 +10,7 @@ from helpers import make_generator, single_thread  # noqa: F401
 from genaug.bench.recipes import parse_condition
 from genaug.data import load_dataset
 from genaug.errors import GenaugError
-from genaug.transforms import GenerativeAugment
+from genaug.transforms import GenerativeAugment, NeighbourWalk
 from genaug.transforms import functional as F
 
 ENCODER_MODES = ("perturb", "interpolate", "neighbour")
@@ -62,10 +62,9 @@ def test_a_walk_carries_detail_from_the_image_toward_the_bank_image_it_reaches()
     model = make_generator("test_vae", num_classes=0, size=16)
     digits16 = load_dataset("digits", image_size=16)
     images, bank = digits16.images[:6].float() / 255, digits16.images[100:300]
-    walk = GenerativeAugment(model, mode="neighbour", neighbours=bank, neighbours_k=1, p=1.0)
-    half = GenerativeAugment(
-        model, mode="neighbour", neighbours=bank, neighbours_k=1, p=1.0, detail=0.5
-    )
+    nearest = NeighbourWalk(bank, k=1)
+    walk = GenerativeAugment(model, mode="neighbour", neighbours=nearest, p=1.0)
+    half = GenerativeAugment(model, mode="neighbour", neighbours=nearest, p=1.0, detail=0.5)
     params = walk.make_params(images)
     generated = walk(images, params=params)
     latents = half.bank.latents
@@ -83,9 +82,7 @@ def test_a_walk_carries_detail_from_the_image_toward_the_bank_image_it_reaches()
     full = GenerativeAugment(
         model,
         mode="neighbour",
-        neighbours=bank,
-        neighbours_k=1,
-        neighbours_walk="whole",
+        neighbours=NeighbourWalk(bank, k=1, walk="whole"),
         p=1.0,
         detail=1.0,
     )
@@ -159,10 +156,7 @@ def test_a_jittered_whole_walk_varies_the_bank_image_with_its_own_posterior_scal
         return GenerativeAugment(
             model,
             mode="neighbour",
-            neighbours=bank,
-            neighbours_k=1,
-            neighbours_walk="whole",
-            neighbours_jitter=jitter,
+            neighbours=NeighbourWalk(bank, k=1, walk="whole", jitter=jitter),
             p=1.0,
             detail=1.0,
             seed=0,
@@ -183,16 +177,16 @@ def test_a_jittered_whole_walk_varies_the_bank_image_with_its_own_posterior_scal
     torch.testing.assert_close(jittered(images, params=params), expected, atol=1e-5, rtol=0)
     assert (expected - real).abs().mean() > 1e-3  # no longer the real image
     torch.testing.assert_close(plain(images, params=params), real, atol=1e-5, rtol=0)
-    with pytest.raises(GenaugError, match="neighbours_jitter must lie in"):
+    with pytest.raises(GenaugError, match="NeighbourWalk jitter must lie in"):
         walk(1.5)
     with pytest.raises(GenaugError, match="mode 'neighbour' only"):
-        GenerativeAugment(model, mode="perturb", neighbours_jitter=0.5)
+        GenerativeAugment(model, mode="perturb", neighbours=NeighbourWalk(bank, jitter=0.5))
     step = parse_condition("randaugment+vae@mode=neighbour,jitter=0.5", ["vae"]).generative
     assert step is not None and step.jitter == 0.5
     from genaug.transforms import GenerativeMix
     from genaug.transforms.torchvision import TorchvisionGenerativeAugment
 
     for cls in (TorchvisionGenerativeAugment, GenerativeMix):
-        adapter = cls(model, mode="neighbour", neighbours=bank, neighbours_jitter=0.5)
-        assert adapter.augment.neighbours_jitter == 0.5, cls.__name__
-        assert "neighbours_jitter=0.5" in repr(adapter.augment)
+        adapter = cls(model, mode="neighbour", neighbours=NeighbourWalk(bank, jitter=0.5))
+        assert adapter.augment.bank.jitter == 0.5, cls.__name__
+        assert "jitter=0.5" in repr(adapter.augment)

@@ -9,7 +9,7 @@ from helpers import make_generator, single_thread  # noqa: F401
 from genaug.bench.recipes import parse_condition
 from genaug.data import ImageDataset, load_dataset
 from genaug.errors import GenaugError
-from genaug.transforms import GenerativeAugment
+from genaug.transforms import GenerativeAugment, NeighbourWalk
 from genaug.transforms import functional as F
 from genaug.transforms.neighbours import build_latent_bank, propagate_labels
 
@@ -34,7 +34,8 @@ def test_labels_spread_along_each_cluster_from_one_guide_each():
 def test_a_guided_bank_labels_every_image_and_walks_within_the_class(digits):
     model = make_generator("test_vae", num_classes=0)
     guide = ImageDataset(digits.images[:20], digits.targets[:20], digits.class_names)
-    bank = build_latent_bank(digits.images[:300], model, k=3, owner="test", hops=3, guide=guide)
+    walk = NeighbourWalk(digits.images[:300], k=3, hops=3, guide=guide)
+    bank = build_latent_bank(walk, model, owner="test")
     assert bank.labels is not None and bank.labels.shape == (300,)
     assert torch.equal(bank.labels[:20], digits.targets[:20])  # a guide image keeps its class
     assert (bank.labels[bank.graph] == bank.labels.unsqueeze(1)).all()  # hops stay in class
@@ -43,9 +44,7 @@ def test_a_guided_bank_labels_every_image_and_walks_within_the_class(digits):
         z = model.encode(images, None).mean
     indices, found = F.nearest_latents(z, labels, bank.latents, bank.labels, 3)
     assert (bank.labels[indices][found] == labels.unsqueeze(1).expand(-1, 3)[found]).all()
-    aug = GenerativeAugment(
-        model, mode="neighbour", p=1.0, neighbours=digits.images[:300], neighbours_guide=guide
-    )
+    aug = GenerativeAugment(model, mode="neighbour", p=1.0, neighbours=walk)
     assert aug(digits.images[300:310], labels).shape == (10, 1, 16, 16)
     with pytest.raises(GenaugError, match="needs one class label per image"):
         aug(digits.images[300:310])
@@ -54,25 +53,35 @@ def test_a_guided_bank_labels_every_image_and_walks_within_the_class(digits):
 def test_bad_guides_are_refused_clearly(digits):
     model = make_generator("test_vae", num_classes=0)
     with pytest.raises(GenaugError, match="without labels"):
-        build_latent_bank(digits.images[:50], model, 3, "test", guide=digits.without_labels())
-    with pytest.raises(GenaugError, match="neighbours_guide must be labelled images"):
-        build_latent_bank(digits.images[:50], model, 3, "test", guide=digits.images[:5])
+        NeighbourWalk(digits.images[:50], 3, guide=digits.without_labels())
+    with pytest.raises(GenaugError, match="guide must be labelled images"):
+        NeighbourWalk(digits.images[:50], 3, guide=digits.images[:5])
     conditional = make_generator("test_vae", num_classes=10)
     with pytest.raises(GenaugError, match="drop the guide"):
-        build_latent_bank(digits, conditional, 3, "test", guide=digits)
+        build_latent_bank(NeighbourWalk(digits, 3, guide=digits), conditional, "test")
     with pytest.raises(GenaugError, match="mode 'neighbour' only"):
-        GenerativeAugment(model, mode="perturb", neighbours_guide=digits)
+        GenerativeAugment(
+            model, mode="perturb", neighbours=NeighbourWalk(digits.images[:50], guide=digits)
+        )
 
 
-def test_albumentations_takes_the_guide_as_a_dataset_spec_only(tmp_path):
+def test_albumentations_takes_the_guide_as_a_dataset_spec_only(tmp_path, digits):
     pytest.importorskip("albumentations")
     from genaug.models import save_generator
     from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
 
     save_generator(make_generator("test_vae", num_classes=0), tmp_path / "vae")
+    with pytest.raises(GenaugError, match="dataset spec"):  # labelled images: no serialising
+        AlbumentationsGenerativeAugment(
+            str(tmp_path / "vae"),
+            mode="neighbour",
+            neighbours=NeighbourWalk("digits", guide=digits),
+        )
     with pytest.raises(GenaugError, match="dataset spec"):
         AlbumentationsGenerativeAugment(
-            str(tmp_path / "vae"), mode="neighbour", neighbours="digits", neighbours_guide=object()
+            str(tmp_path / "vae"),
+            mode="neighbour",
+            neighbours={"bank": "digits", "guide": object()},
         )
 
 

@@ -11,7 +11,7 @@ from helpers import make_generator, neighbour_bank, single_thread  # noqa: F401
 from genaug.bench.recipes import parse_condition
 from genaug.data import load_dataset
 from genaug.errors import GenaugError
-from genaug.transforms import GenerativeAugment
+from genaug.transforms import GenerativeAugment, NeighbourWalk
 from genaug.transforms import functional as F
 from genaug.transforms.neighbours import build_latent_bank, propagate_labels
 
@@ -23,12 +23,12 @@ def digits():
 
 def test_the_walk_goes_toward_the_chosen_nearest_bank_latent(digits):
     model = make_generator("test_vae", num_classes=0)
-    bank = build_latent_bank(digits.images[:200], model, k=3, owner="test")
+    bank = build_latent_bank(NeighbourWalk(digits.images[:200], k=3), model, owner="test")
     images = digits.images[200:206].float() / 255
     choice = torch.tensor([0, 1, 2, 0, 1, 2])
     mix = torch.rand(6)
     with torch.inference_mode():
-        out = F.neighbour(model, images, None, bank.latents, None, choice, mix, 1.0, 3)
+        out = F.neighbour(model, images, None, bank.on(), choice, mix, 1.0)
         z = model.encode(images, None).mean
         order = torch.cdist(z, bank.latents).argsort(dim=1)[:, :3]  # brute force
         target = bank.latents[order[torch.arange(6), choice]]
@@ -38,7 +38,7 @@ def test_the_walk_goes_toward_the_chosen_nearest_bank_latent(digits):
 
 def test_an_image_in_the_bank_is_not_its_own_neighbour(digits):
     model = make_generator("test_vae", num_classes=0)
-    bank = build_latent_bank(digits.images[:50], model, k=1, owner="test")
+    bank = build_latent_bank(NeighbourWalk(digits.images[:50], k=1), model, owner="test")
     with torch.inference_mode():
         z = model.encode(digits.images[:50].float() / 255, None).mean
     indices, found = F.nearest_latents(z, None, bank.latents, None, 1)
@@ -48,7 +48,7 @@ def test_an_image_in_the_bank_is_not_its_own_neighbour(digits):
 
 def test_a_conditional_generator_only_walks_toward_its_own_class(digits):
     model = make_generator("test_vae", num_classes=10)
-    bank = build_latent_bank(neighbour_bank(), model, k=4, owner="test")
+    bank = build_latent_bank(NeighbourWalk(neighbour_bank(), k=4), model, owner="test")
     labels = digits.targets[300:340]
     with torch.inference_mode():
         z = model.encode(digits.images[300:340].float() / 255, labels).mean
@@ -60,7 +60,7 @@ def test_a_conditional_generator_only_walks_toward_its_own_class(digits):
 def test_an_image_without_neighbours_is_reconstructed():
     model = make_generator("test_vae", num_classes=0)
     images = torch.rand(2, 1, 16, 16)
-    bank = build_latent_bank(images, model, k=2, owner="test")  # each image's only other: none
+    bank = build_latent_bank(NeighbourWalk(images, k=2), model, owner="test")  # no other: none
     with torch.inference_mode():
         z = model.encode(images[:1], None).mean
         far = torch.full_like(bank.latents, float("nan"))  # no usable neighbour
@@ -94,10 +94,14 @@ def test_bad_neighbour_settings_are_refused_clearly():
         GenerativeAugment(unconditional, mode="perturb", neighbours=torch.rand(4, 1, 16, 16))
     with pytest.raises(GenaugError, match="needs the neighbours' labels"):
         GenerativeAugment(conditional, mode="neighbour", neighbours=torch.rand(4, 1, 16, 16))
-    with pytest.raises(GenaugError, match="neighbours_k must be an integer >= 1"):
-        GenerativeAugment(
-            unconditional, mode="neighbour", neighbours=torch.rand(4, 1, 16, 16), neighbours_k=0
-        )
+    with pytest.raises(GenaugError, match="NeighbourWalk k must be an integer >= 1"):
+        NeighbourWalk(torch.rand(4, 1, 16, 16), k=0)
+    with pytest.raises(GenaugError, match="NeighbourWalk hops must be an integer >= 1"):
+        NeighbourWalk(torch.rand(4, 1, 16, 16), hops=True)
+    with pytest.raises(GenaugError, match="bank must be images"):
+        NeighbourWalk([1, 2, 3])
+    with pytest.raises(GenaugError, match="neighbours must be a NeighbourWalk, or the images"):
+        GenerativeAugment(unconditional, mode="neighbour", neighbours=[1, 2, 3])
     with pytest.raises(GenaugError, match="at least 2 images"):
         GenerativeAugment(unconditional, mode="neighbour", neighbours=torch.rand(1, 1, 16, 16))
     with pytest.raises(GenaugError, match="NaN"):
@@ -106,16 +110,16 @@ def test_bad_neighbour_settings_are_refused_clearly():
         )
     with pytest.raises(GenaugError, match="cannot do mode 'neighbour'"):
         GenerativeAugment(make_generator("test_gan"), mode="neighbour", neighbours="digits")
-    with pytest.raises(GenaugError, match="neighbours_walk must be one of partway, whole"):
-        GenerativeAugment(unconditional, mode="neighbour", neighbours="digits", neighbours_walk="x")
+    with pytest.raises(GenaugError, match="NeighbourWalk walk must be one of partway, whole"):
+        NeighbourWalk("digits", walk="x")
     with pytest.raises(GenaugError, match="used by mode 'neighbour' only"):
-        GenerativeAugment(unconditional, mode="perturb", neighbours_walk="whole")
+        GenerativeAugment(
+            unconditional, mode="perturb", neighbours=NeighbourWalk("digits", walk="whole")
+        )
     with pytest.raises(GenaugError, match="unknown walk 'far'"):
         parse_condition("vae@mode=neighbour,walk=far", ["vae"])
-    with pytest.raises(GenaugError, match="neighbours_space must be one of latent, pixels"):
-        GenerativeAugment(
-            unconditional, mode="neighbour", neighbours="digits", neighbours_space="x"
-        )
+    with pytest.raises(GenaugError, match="NeighbourWalk space must be one of latent, pixels"):
+        NeighbourWalk("digits", space="x")
     with pytest.raises(GenaugError, match="unknown space 'feature'"):
         parse_condition("vae@mode=neighbour,space=feature", ["vae"])
 
@@ -126,15 +130,15 @@ def test_pixel_space_finds_neighbours_and_labels_by_pixel_distance(digits):
     model = make_generator("test_vae", num_classes=0)
     bank, images = digits.images[:200], digits.images[200:206]
     nearest = torch.cdist(images.flatten(1).float(), bank.flatten(1).float()).argmin(dim=1)
-    settings = dict(mode="neighbour", neighbours=bank, neighbours_k=1, p=1.0, detail=1.0)
-    pixels = GenerativeAugment(
-        model, neighbours_walk="whole", neighbours_space="pixels", **settings
-    )
+    settings = dict(mode="neighbour", p=1.0, detail=1.0)
+    walk = NeighbourWalk(bank, k=1, walk="whole", space="pixels")
+    pixels = GenerativeAugment(model, neighbours=walk, **settings)
     assert torch.equal(pixels(images), bank[nearest])
-    latent = GenerativeAugment(model, neighbours_walk="whole", **settings)
+    latent_walk = NeighbourWalk(bank, k=1, walk="whole")
+    latent = GenerativeAugment(model, neighbours=latent_walk, **settings)
     assert not torch.equal(latent(images), bank[nearest])  # the latent space ranks otherwise
     guide = digits.subset(list(range(300, 330)))
-    guided = build_latent_bank(bank, model, 3, "test", guide=guide, space="pixels")
+    guided = build_latent_bank(NeighbourWalk(bank, 3, guide=guide, space="pixels"), model, "test")
     pixels_float = bank.flatten(1).float() / 255
     guide_pixels = guide.images.flatten(1).float() / 255
     expected = propagate_labels(pixels_float, guide_pixels, guide.targets)
@@ -147,7 +151,7 @@ def test_a_whole_walk_goes_strength_of_the_way_every_time(digits):
     model = make_generator("test_vae", num_classes=0)
     bank, images = digits.images[:200], digits.images[200:208]
     whole = GenerativeAugment(
-        model, mode="neighbour", neighbours=bank, neighbours_walk="whole", strength=0.7, seed=0
+        model, mode="neighbour", neighbours=NeighbourWalk(bank, walk="whole"), strength=0.7, seed=0
     )
     params = whole.make_params(images)
     assert torch.equal(params["mix"], torch.ones(8))  # t = strength x 1 for every image
@@ -160,21 +164,20 @@ def test_a_whole_walk_goes_strength_of_the_way_every_time(digits):
 
 def test_further_hops_follow_the_banks_own_neighbour_graph(digits):
     model = make_generator("test_vae", num_classes=0)
-    bank = build_latent_bank(digits.images[:200], model, k=3, owner="test", hops=2)
+    bank = build_latent_bank(NeighbourWalk(digits.images[:200], k=3, hops=2), model, "test")
     assert bank.graph.shape == (200, 3)
     assert not (bank.graph == torch.arange(200).unsqueeze(1)).any()  # never itself
     images = digits.images[200:204].float() / 255
     choice = torch.tensor([[0, 2], [1, 1], [2, 0], [0, 0]])
     mix = torch.ones(4)
     with torch.inference_mode():
-        out = F.neighbour(model, images, None, bank.latents, None, choice, mix, 1.0, 3, bank.graph)
+        out = F.neighbour(model, images, None, bank.on(), choice, mix, 1.0)
         z = model.encode(images, None).mean
         first = torch.cdist(z, bank.latents).argsort(dim=1)[torch.arange(4), choice[:, 0]]
         expected = model.decode(bank.latents[bank.graph[first, choice[:, 1]]], None)
     torch.testing.assert_close(out, expected)
-    aug = GenerativeAugment(
-        model, mode="neighbour", neighbours=digits.images[:200], neighbours_hops=2, seed=0
-    )
+    walk = NeighbourWalk(digits.images[:200], hops=2)
+    aug = GenerativeAugment(model, mode="neighbour", neighbours=walk, seed=0)
     assert aug.make_params(images)["choice"].shape == (4, 2)
 
 
@@ -184,41 +187,32 @@ def test_albumentations_keeps_the_neighbour_settings_through_save_and_load(tmp_p
     from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
 
     save_generator(make_generator("test_vae", num_classes=0), tmp_path / "vae")
+    walk = NeighbourWalk(
+        "digits", k=3, hops=2, walk="whole", space="pixels", jitter=0.5, backtrack=False
+    )
     aug = AlbumentationsGenerativeAugment(
-        str(tmp_path / "vae"),
-        mode="neighbour",
-        neighbours="digits",
-        neighbours_k=3,
-        neighbours_hops=2,
-        neighbours_walk="whole",
-        neighbours_space="pixels",
-        neighbours_jitter=0.5,
-        neighbours_backtrack=False,
-        p=1.0,
+        str(tmp_path / "vae"), mode="neighbour", neighbours=walk, p=1.0
     )
     A.save(A.Compose([aug]), str(tmp_path / "pipe.yaml"), data_format="yaml")
+    saved = (tmp_path / "pipe.yaml").read_text()
+    assert "jitter: 0.5" in saved and "bank: digits" in saved  # the walk as data
     loaded = A.load(str(tmp_path / "pipe.yaml"), data_format="yaml").transforms[0]
-    settings = ("mode", "neighbours", "neighbours_k", "neighbours_hops", "neighbours_walk")
-    settings += ("neighbours_space", "neighbours_jitter", "neighbours_backtrack")
-    assert tuple(getattr(loaded, name) for name in settings) == (
-        "neighbour",
-        "digits",
+    assert loaded.mode == "neighbour"
+    assert isinstance(loaded.neighbours, NeighbourWalk) and loaded.neighbours == walk
+    assert (loaded.neighbours.k, loaded.neighbours.hops, loaded.neighbours.backtrack) == (
         3,
         2,
-        "whole",
-        "pixels",
-        0.5,
         False,
     )
     image = (torch.rand(16, 16, 1) * 255).to(torch.uint8).numpy()
     assert loaded(image=image)["image"].shape == image.shape
     # A guided walk (the guide as a dataset spec) round-trips too; it then needs the label.
     guided = AlbumentationsGenerativeAugment(
-        str(tmp_path / "vae"), mode="neighbour", neighbours="digits", neighbours_guide="digits"
+        str(tmp_path / "vae"), mode="neighbour", neighbours=NeighbourWalk("digits", guide="digits")
     )
     A.save(A.Compose([guided]), str(tmp_path / "guided.json"))
     loaded = A.load(str(tmp_path / "guided.json")).transforms[0]
-    assert loaded.neighbours_guide == "digits"
+    assert loaded.neighbours.guide == "digits"
     loaded.p = 1.0
     assert loaded(image=image, label=3)["image"].shape == image.shape
     with pytest.raises(GenaugError, match="dataset spec"):
@@ -232,7 +226,9 @@ def test_a_small_labelled_bank_walks_only_within_each_class():
     from genaug.data import ImageDataset
 
     bank = build_latent_bank(
-        ImageDataset((images * 255).byte(), labels, ["a", "b"]), model, 4, "test", hops=3
+        NeighbourWalk(ImageDataset((images * 255).byte(), labels, ["a", "b"]), 4, hops=3),
+        model,
+        "test",
     )
     assert (bank.labels[bank.graph] == labels.unsqueeze(1)).all()  # every hop stays in class
     assert not (bank.graph == torch.arange(5).unsqueeze(1)).any()  # and moves
@@ -240,8 +236,7 @@ def test_a_small_labelled_bank_walks_only_within_each_class():
         model,
         mode="neighbour",
         p=1.0,
-        neighbours=ImageDataset((images * 255).byte(), labels, ["a", "b"]),
-        neighbours_k=4,
+        neighbours=NeighbourWalk(ImageDataset((images * 255).byte(), labels, ["a", "b"]), k=4),
         seed=0,
     )
     params = aug.make_params(images, labels)
@@ -267,10 +262,7 @@ def test_a_walk_that_may_not_backtrack_never_steps_straight_back(digits):
         walk = GenerativeAugment(
             model,
             mode="neighbour",
-            neighbours=bank,
-            neighbours_hops=2,
-            neighbours_walk="whole",
-            neighbours_backtrack=backtrack,
+            neighbours=NeighbourWalk(bank, hops=2, walk="whole", backtrack=backtrack),
             detail=1.0,
             p=1.0,
             seed=0,
@@ -282,7 +274,7 @@ def test_a_walk_that_may_not_backtrack_never_steps_straight_back(digits):
     assert returned(False) == 0
     step = parse_condition("randaugment+vae@mode=neighbour,backtrack=0", ["vae"]).generative
     assert step is not None and step.backtrack is False
-    with pytest.raises(GenaugError, match="neighbours_backtrack must be True or False"):
-        GenerativeAugment(model, mode="neighbour", neighbours=bank, neighbours_backtrack="no")
+    with pytest.raises(GenaugError, match="NeighbourWalk backtrack must be True or False"):
+        NeighbourWalk(bank, backtrack="no")
     with pytest.raises(GenaugError, match="mode 'neighbour' only"):
-        GenerativeAugment(model, mode="perturb", neighbours_backtrack=False)
+        GenerativeAugment(model, mode="perturb", neighbours=NeighbourWalk(bank, backtrack=False))

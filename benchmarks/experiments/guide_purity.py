@@ -14,6 +14,7 @@ import torch
 
 import genaug
 from genaug.data import few_shot_split, load_dataset, train_test_split
+from genaug.transforms import NeighbourWalk
 from genaug.transforms import functional as F
 from genaug.transforms.neighbours import build_latent_bank, propagate_labels
 
@@ -43,12 +44,11 @@ for seed in (100, 101, 102, 103):
     model = genaug.load_generator(f"runs/exp10/generators/vae-pool-seed{seed}", device="cpu")
     model.eval()
 
-    free = build_latent_bank(train.without_labels(), model, K, "x", hops=HOPS)
+    free = build_latent_bank(NeighbourWalk(train.without_labels(), K, HOPS), model, "x")
     for shots in (1, 2, 5):
         split = few_shot_split(dataset, shots, seed, 0.3, 0)
-        guided = build_latent_bank(
-            train.without_labels(), model, K, "x", hops=HOPS, guide=split.labeled
-        )
+        walk = NeighbourWalk(train.without_labels(), K, HOPS, guide=split.labeled)
+        guided = build_latent_bank(walk, model, "x")
         accuracy = (guided.labels == truth).float().mean().item()
         images, labels = split.labeled.images, split.labeled.targets
         pixels = propagate_labels(

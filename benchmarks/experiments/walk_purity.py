@@ -10,13 +10,14 @@ import torch
 
 import genaug
 from genaug.data import load_dataset, train_test_split
+from genaug.transforms import NeighbourWalk
 from genaug.transforms.neighbours import build_latent_bank
 
 torch.set_num_threads(1)
 ds = load_dataset("digits", image_size=32)
 train, test = train_test_split(ds, 0.3, 0)
 m = genaug.load_generator("runs/exp1/generators/vae-pool-seed100", device="cpu").eval()
-bank = build_latent_bank(train.images, m, 5, "x", hops=2)
+bank = build_latent_bank(NeighbourWalk(train.images, k=5, hops=2), m, "x")
 y = train.targets
 g = torch.Generator().manual_seed(0)
 start = torch.arange(len(y)).repeat(20)

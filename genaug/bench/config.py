@@ -21,8 +21,7 @@ from genaug.bench.recipes import (
 )
 from genaug.errors import GenaugError
 from genaug.models import list_generators
-from genaug.transforms.checks import WALKS
-from genaug.transforms.neighbours import SPACES
+from genaug.transforms.checks import SPACES, WALKS
 
 __all__ = [
     "BenchConfig",

@@ -1,4 +1,4 @@
-"""Named augmentation recipes (the *conditions* of a benchmark) and the batch pipelines they build.
+"""Named augmentation recipes: the *conditions* of a benchmark, parsed into settings.
 
 A condition is a name; ``+`` combines parts:
 
@@ -16,22 +16,19 @@ A condition is a name; ``+`` combines parts:
   e.g. ``more-real+randaugment``), so a gain can be read as "worth N real images".
 
 Examples: ``none``, ``randaugment``, ``vae``, ``randaugment+vae``, ``trivialaugment+vae@p=0.25``.
+The batch pipeline a recipe builds is in :mod:`genaug.bench.pipeline`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from genaug.data.convert import to_uint8_images
 from genaug.errors import GenaugError
-from genaug.transforms.checks import WALKS
-from genaug.transforms.neighbours import SPACES
+from genaug.transforms.checks import SPACES, WALKS
+from genaug.transforms.walk import NeighbourWalk
 
 __all__ = [
     "AUGMENT_FIELDS",
@@ -39,9 +36,6 @@ __all__ = [
     "AugmentSettings",
     "GenerativeStep",
     "Recipe",
-    "RecipePipeline",
-    "build_pipeline",
-    "classic_transform",
     "flips_preserve_labels",
     "parse_condition",
     "split_conditions",
@@ -105,6 +99,23 @@ class AugmentSettings:
     def settings(self) -> dict[str, Any]:
         """The augmentation fields as a dict."""
         return {k: getattr(self, k) for k in AUGMENT_FIELDS}
+
+    def neighbour_walk(self, bank: Any, guide: Any = None) -> NeighbourWalk | None:
+        """The :class:`~genaug.transforms.NeighbourWalk` these settings describe, toward
+        ``bank``: None unless the mode is ``neighbour`` (and a bank is given). ``guide``: the
+        labelled images a ``guide=1`` walk spreads its classes from (ignored otherwise)."""
+        if self.mode != "neighbour" or bank is None:
+            return None
+        return NeighbourWalk(
+            bank,
+            k=self.k,
+            hops=self.hops,
+            guide=guide if self.guide else None,
+            walk=self.walk,
+            space=self.space,
+            jitter=self.jitter,
+            backtrack=self.backtrack,
+        )
 
 
 AUGMENT_FIELDS = tuple(f.name for f in dataclasses.fields(AugmentSettings))
@@ -306,131 +317,8 @@ def parse_condition(
     )
 
 
-# ---------------------------------------------------------------------------- classic transforms
+# ---------------------------------------------------------------------------- data
 def flips_preserve_labels(data_spec: str) -> bool:
     """Whether a horizontal flip keeps the class of this dataset (not for digits)."""
     name = data_spec.strip().lower().partition(":")[0]
     return name not in _NO_FLIP_SPECS
-
-
-def classic_transform(name: str, image_size: int, allow_flip: bool = True) -> Callable:
-    """The torchvision v2 transform of a classic baseline, for one ``uint8`` image (C, H, W)."""
-    from torchvision.transforms import v2
-
-    if name == "flipcrop":
-        parts: list[Any] = [v2.RandomCrop(image_size, padding=max(1, image_size // 8))]
-        if allow_flip:
-            parts.append(v2.RandomHorizontalFlip())
-        return v2.Compose(parts)
-    if name == "affine":
-        return v2.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=10)
-    if name == "trivialaugment":
-        return v2.TrivialAugmentWide()
-    if name == "randaugment":
-        return v2.RandAugment()
-    raise GenaugError(f"unknown classic augmentation {name!r}; use one of {', '.join(CLASSIC)}.")
-
-
-class ClassicStage:
-    """Per-image torchvision v2 transforms over a batch, on ``uint8`` CPU tensors."""
-
-    def __init__(self, names: tuple[str, ...], image_size: int, allow_flip: bool) -> None:
-        from torchvision.transforms import v2
-
-        transforms = [classic_transform(n, image_size, allow_flip) for n in names]
-        self.transform = transforms[0] if len(transforms) == 1 else v2.Compose(transforms)
-
-    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        device = images.device
-        batch = to_uint8_images(images.cpu()) if images.is_floating_point() else images.cpu()
-        out = torch.stack([self.transform(image) for image in batch])  # (B, C, H, W) uint8
-        return out.to(device), labels
-
-
-class GenerativeStage:
-    """A :class:`~genaug.transforms.GenerativeAugment` over a batch, with a schedule of p."""
-
-    def __init__(
-        self,
-        generator: Any,
-        step: GenerativeStep,
-        seed: int,
-        neighbours: Any = None,
-        guide: Any = None,
-    ) -> None:
-        from genaug.transforms import GenerativeAugment
-
-        self.step = step
-        self.augment = GenerativeAugment(
-            generator,
-            mode=step.mode,
-            p=step.p,
-            strength=step.strength,
-            seed=seed,
-            neighbours=neighbours if step.mode == "neighbour" else None,
-            neighbours_k=step.k,
-            neighbours_hops=step.hops,
-            neighbours_guide=guide if step.mode == "neighbour" and step.guide else None,
-            neighbours_walk=step.walk if step.mode == "neighbour" else "partway",
-            neighbours_space=step.space if step.mode == "neighbour" else "latent",
-            neighbours_jitter=step.jitter if step.mode == "neighbour" else 0.0,
-            neighbours_backtrack=step.backtrack or step.mode != "neighbour",
-            detail=step.detail,
-        )
-
-    def set_progress(self, fraction: float) -> None:
-        self.augment.p = self.step.p_at(fraction)
-
-    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        if self.augment.p <= 0.0:
-            return images, labels
-        return self.augment(images, labels), labels
-
-
-class RecipePipeline:
-    """The batch augmentation of a recipe: ``(images, labels) -> (images, labels)``."""
-
-    def __init__(self, recipe: Recipe, stages: list[Any]) -> None:
-        self.recipe = recipe
-        self.stages = stages
-
-    def set_progress(self, fraction: float) -> None:
-        for stage in self.stages:
-            if hasattr(stage, "set_progress"):
-                stage.set_progress(fraction)
-
-    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        for stage in self.stages:
-            images, labels = stage(images, labels)
-        return images, labels
-
-    def __repr__(self) -> str:
-        return f"RecipePipeline({self.recipe.name!r})"
-
-
-def build_pipeline(
-    recipe: Recipe,
-    image_size: int,
-    allow_flip: bool = True,
-    generator: Any = None,
-    seed: int = 0,
-    neighbours: Any = None,
-    guide: Any = None,
-) -> RecipePipeline | None:
-    """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one.
-
-    ``neighbours``: the bank of images for mode ``neighbour`` (ignored by the other modes);
-    ``guide``: the labelled images a ``guide=1`` walk spreads its classes from.
-    """
-    stages: list[Any] = []
-    if recipe.classic:
-        stages.append(ClassicStage(recipe.classic, image_size, allow_flip))
-    if recipe.generative is not None:
-        if generator is None:
-            raise GenaugError(f"condition {recipe.name!r} needs a generator; none was given.")
-        generative = GenerativeStage(generator, recipe.generative, seed, neighbours, guide)
-        if recipe.generative.order == "generative-first":
-            stages.insert(0, generative)
-        else:
-            stages.append(generative)
-    return RecipePipeline(recipe, stages) if stages else None

@@ -47,7 +47,7 @@ from genaug.bench.config import (
     parse_seeds,
 )
 from genaug.bench.distributed import BenchShare, prepare_out_on_main
-from genaug.bench.recipes import build_pipeline
+from genaug.bench.pipeline import build_pipeline
 from genaug.bench.runs import append_run, read_runs
 from genaug.data import ImageDataset, batch_indices, few_shot_split, load_dataset
 from genaug.errors import GenaugError

@@ -26,16 +26,9 @@ from torch.utils.data import get_worker_info
 from genaug.errors import GenaugError
 from genaug.models.base import Generator, family_class
 from genaug.models.checkpoint import read_generator_config
-from genaug.transforms.checks import (
-    WALKS,
-    check_detail,
-    check_flag,
-    check_fraction,
-    check_option,
-    resolve_mode,
-)
+from genaug.transforms.checks import check_detail, check_fraction, resolve_mode
 from genaug.transforms.core import GenerativeAugment, mix_seeds
-from genaug.transforms.neighbours import SPACES
+from genaug.transforms.walk import NeighbourWalk, as_walk, walk_for_mode
 
 try:
     import albumentations as A
@@ -46,6 +39,23 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = ["AlbumentationsGenerativeAugment"]
+
+
+def _read_generator(generator: Any) -> tuple[Generator | str, bool, bool, str]:
+    """What the adapter stores (a path or a Generator), and whether the generator has an
+    encoder, is conditional, and its family: read from the checkpoint's config, no weights."""
+    if isinstance(generator, Generator):
+        return generator, generator.has_encoder, generator.conditional, generator.family
+    if isinstance(generator, (str, os.PathLike)):
+        path = os.fspath(generator)
+        config = read_generator_config(path)  # fails early and clearly; no weights
+        conditional = int(config["model_args"].get("num_classes", 0)) > 0
+        has_encoder = family_class(config["family"]).has_encoder
+        return path, has_encoder, conditional, config["family"]
+    raise GenaugError(
+        "AlbumentationsGenerativeAugment needs a checkpoint path (or a Generator), got "
+        f"{type(generator).__name__}; pass the folder that `genaug train` wrote."
+    )
 
 
 class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
@@ -59,16 +69,10 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         label_key: the keyword the class label comes in (``pipeline(image=img, label=3)``);
             needed for a conditional generator. With ``images=`` give a sequence of labels.
         p: probability of applying the transform to a call (Albumentations' own ``p``).
-        neighbours, neighbours_k, neighbours_hops: for mode ``neighbour``, a dataset spec of the images to walk
-            toward (``imagefolder:PATH``: serialisable), encoded once per process on first use.
-        neighbours_guide: a dataset spec of labelled images that keeps the walk within the
-            image's class (as for ``GenerativeAugment``; needs ``label_key``).
-        neighbours_walk: ``partway`` or ``whole`` (as for ``GenerativeAugment``).
-        neighbours_space: ``latent`` or ``pixels`` (as for ``GenerativeAugment``).
-        neighbours_jitter: posterior scales of noise where the walk arrives, in [0, 1] (as for
-            ``GenerativeAugment``).
-        neighbours_backtrack: whether a hop may step straight back (as for
-            ``GenerativeAugment``).
+        neighbours: for mode ``neighbour``, a :class:`~genaug.transforms.walk.NeighbourWalk`
+            whose bank (and guide) are dataset specs (``imagefolder:PATH``: serialisable), or
+            just the bank's spec; encoded once per process on first use. A guided walk needs
+            ``label_key``. Saved as data: the specs and settings, never tensors.
         detail: how much of the image's own detail to keep, in [0, 1] (encoder modes; see
             :class:`~genaug.transforms.core.GenerativeAugment`).
     """
@@ -80,65 +84,21 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         strength: float = 1.0,
         label_key: str = "label",
         p: float = 0.5,
-        neighbours: str | None = None,
-        neighbours_k: int = 5,
-        neighbours_hops: int = 1,
-        neighbours_guide: str | None = None,
-        neighbours_walk: str = "partway",
-        neighbours_space: str = "latent",
-        neighbours_jitter: float = 0.0,
-        neighbours_backtrack: bool = True,
+        neighbours: NeighbourWalk | str | dict[str, Any] | None = None,
         detail: float = 0.0,
     ) -> None:
         super().__init__(p=check_fraction(p, "p"))
         self._augment: GenerativeAugment | None = None
-        if isinstance(generator, Generator):
-            self.generator: Generator | str = generator
-            has_encoder, conditional, family = (
-                generator.has_encoder,
-                generator.conditional,
-                generator.family,
-            )
-        elif isinstance(generator, (str, os.PathLike)):
-            self.generator = os.fspath(generator)
-            config = read_generator_config(self.generator)  # fails early and clearly; no weights
-            has_encoder = family_class(config["family"]).has_encoder
-            conditional = int(config["model_args"].get("num_classes", 0)) > 0
-            family = config["family"]
-        else:
-            raise GenaugError(
-                "AlbumentationsGenerativeAugment needs a checkpoint path (or a Generator), got "
-                f"{type(generator).__name__}; pass the folder that `genaug train` wrote."
-            )
-        self.mode = resolve_mode(mode, has_encoder, conditional, family)
+        self.generator, *kind = _read_generator(generator)
+        self.mode = resolve_mode(mode, *kind)
         self.strength = check_fraction(strength, "strength")
         if not isinstance(label_key, str) or not label_key:
             raise GenaugError(f"label_key must be a non-empty string, got {label_key!r}.")
         self.label_key = label_key
-        if neighbours is not None and not isinstance(neighbours, str):
-            raise GenaugError(
-                "AlbumentationsGenerativeAugment takes neighbours as a dataset spec (for example "
-                f"'imagefolder:PATH'), so that it serialises; got {type(neighbours).__name__}."
-            )
-        if self.mode == "neighbour" and neighbours is None:
-            raise GenaugError(
-                "mode 'neighbour' walks toward other images, so it needs neighbours='SPEC' "
-                "(for example 'imagefolder:PATH' of unlabelled images)."
-            )
-        self.neighbours = neighbours
-        self.neighbours_k = neighbours_k
-        self.neighbours_hops = neighbours_hops
-        if neighbours_guide is not None and not isinstance(neighbours_guide, str):
-            raise GenaugError(
-                "AlbumentationsGenerativeAugment takes neighbours_guide as a dataset spec (for "
-                f"example 'imagefolder:PATH'), so that it serialises; got "
-                f"{type(neighbours_guide).__name__}."
-            )
-        self.neighbours_guide = neighbours_guide
-        self.neighbours_walk = check_option(neighbours_walk, "neighbours_walk", WALKS)
-        self.neighbours_space = check_option(neighbours_space, "neighbours_space", SPACES)
-        self.neighbours_jitter = check_fraction(neighbours_jitter, "neighbours_jitter")
-        self.neighbours_backtrack = check_flag(neighbours_backtrack, "neighbours_backtrack")
+        walk = as_walk(neighbours)
+        if walk is not None:
+            walk.to_dict()  # refuses a bank or guide that is no dataset spec: it must serialise
+        self.neighbours = walk_for_mode(walk, self.mode)
         self.detail = check_detail(detail, self.mode)
 
     # ------------------------------------------------------------------ the generator, lazily
@@ -151,13 +111,6 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
                 p=1.0,
                 strength=self.strength,
                 neighbours=self.neighbours,
-                neighbours_k=self.neighbours_k,
-                neighbours_hops=self.neighbours_hops,
-                neighbours_guide=self.neighbours_guide,
-                neighbours_walk=self.neighbours_walk,
-                neighbours_space=self.neighbours_space,
-                neighbours_jitter=self.neighbours_jitter,
-                neighbours_backtrack=self.neighbours_backtrack,
                 detail=self.detail,
             )
             augment.owner = type(self).__name__
@@ -192,6 +145,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         args = super().get_transform_init_args()
         if not isinstance(self.generator, str):  # keep repr() working
             args["generator"] = f"<in-memory {self.generator.family} generator>"
+        if self.neighbours is not None:  # the walk as data: its specs and settings
+            args["neighbours"] = self.neighbours.to_dict()
         return args
 
     # ------------------------------------------------------------------ applying
@@ -199,7 +154,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         self, params: dict[str, Any], data: dict[str, Any]
     ) -> dict[str, Any]:
         key = "image" if "image" in data else "images"
-        batch = self._to_batch(data[key], key)
+        batch = _to_batch(type(self).__name__, data[key], key)
         labels = data.get(self.label_key)
         seed = int(self.random_generator.integers(0, 2**62))
         info = get_worker_info()
@@ -216,8 +171,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         labels: Any = None,
         **params: Any,
     ) -> np.ndarray:
-        batch = self._to_batch(img, "image")
-        return self._from_batch(self._run(batch, labels, generative), img)
+        batch = _to_batch(type(self).__name__, img, "image")
+        return _from_batch(self._run(batch, labels, generative), img)
 
     def apply_to_images(
         self,
@@ -226,8 +181,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         labels: Any = None,
         **params: Any,
     ) -> np.ndarray:
-        batch = self._to_batch(images, "images")  # one batched call for all images
-        return self._from_batch(self._run(batch, labels, generative), images)
+        batch = _to_batch(type(self).__name__, images, "images")  # one batched call for all images
+        return _from_batch(self._run(batch, labels, generative), images)
 
     def _run(self, batch: Tensor, labels: Any, generative: dict[str, Tensor] | None) -> Tensor:
         core = self._core()
@@ -235,31 +190,32 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
             generative = core.make_params(batch, labels)
         return core.apply(batch, labels, generative)
 
-    def _to_batch(self, image: Any, key: str) -> Tensor:
-        """HWC / HW (or NHWC / NHW for ``images``) numpy -> (B, C, H, W) tensor, no copy."""
-        name = type(self).__name__
-        if not isinstance(image, np.ndarray):
-            raise GenaugError(
-                f"{name} expects {key} as a numpy array, got {type(image).__name__}; "
-                "pass np.asarray(image)."
-            )
-        if image.dtype not in (np.uint8, np.float32):
-            raise GenaugError(
-                f"{name} expects uint8 or float32 {key}, got {image.dtype}; convert it with "
-                "astype(np.float32) (values in [0, 1]) or astype(np.uint8)."
-            )
-        batched = key == "images"
-        expected = "(N, H, W, C) or (N, H, W)" if batched else "(H, W, C) or (H, W)"
-        if image.ndim == (3 if batched else 2):
-            image = image[..., None]
-        if image.ndim != (4 if batched else 3):
-            raise GenaugError(f"{name} expects {key} shaped {expected}, got shape {image.shape}.")
-        tensor = torch.from_numpy(np.ascontiguousarray(image))
-        if not batched:
-            tensor = tensor.unsqueeze(0)
-        return tensor.permute(0, 3, 1, 2)  # (B, C, H, W), a view
 
-    @staticmethod
-    def _from_batch(batch: Tensor, like: np.ndarray) -> np.ndarray:
-        out = batch.permute(0, 2, 3, 1).contiguous().numpy()  # (B, H, W, C)
-        return out.reshape(like.shape)
+def _to_batch(name: str, image: Any, key: str) -> Tensor:
+    """HWC / HW (or NHWC / NHW for ``images``) numpy -> (B, C, H, W) tensor, no copy."""
+    if not isinstance(image, np.ndarray):
+        raise GenaugError(
+            f"{name} expects {key} as a numpy array, got {type(image).__name__}; "
+            "pass np.asarray(image)."
+        )
+    if image.dtype not in (np.uint8, np.float32):
+        raise GenaugError(
+            f"{name} expects uint8 or float32 {key}, got {image.dtype}; convert it with "
+            "astype(np.float32) (values in [0, 1]) or astype(np.uint8)."
+        )
+    batched = key == "images"
+    expected = "(N, H, W, C) or (N, H, W)" if batched else "(H, W, C) or (H, W)"
+    if image.ndim == (3 if batched else 2):
+        image = image[..., None]
+    if image.ndim != (4 if batched else 3):
+        raise GenaugError(f"{name} expects {key} shaped {expected}, got shape {image.shape}.")
+    tensor = torch.from_numpy(np.ascontiguousarray(image))
+    if not batched:
+        tensor = tensor.unsqueeze(0)
+    return tensor.permute(0, 3, 1, 2)  # (B, C, H, W), a view
+
+
+def _from_batch(batch: Tensor, like: np.ndarray) -> np.ndarray:
+    """(B, C, H, W) tensor -> numpy shaped like the input (HWC, HW, NHWC or NHW)."""
+    out = batch.permute(0, 2, 3, 1).contiguous().numpy()  # (B, H, W, C)
+    return out.reshape(like.shape)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.transforms.core import GenerativeAugment
+from genaug.transforms.walk import NeighbourWalk
 
 __all__ = ["GenerativeMix"]
 
@@ -44,9 +45,8 @@ class GenerativeMix(nn.Module):
             per-channel normalisation to undo before and redo after (e.g. ImageNet's).
         precision, compile: speed settings, as for ``GenerativeAugment`` (``bfloat16`` and
             ``compile=True`` are the fast choice on a GPU or on a CPU with AMX).
-        neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk,
-            neighbours_space, neighbours_jitter, neighbours_backtrack: the bank of images mode ``neighbour`` walks toward, and how (as
-            for ``GenerativeAugment``).
+        neighbours: for mode ``neighbour``, a :class:`~genaug.transforms.walk.NeighbourWalk`
+            (or just its bank of images), as for ``GenerativeAugment``.
         detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
     Images are ``(B, C, H, W)`` uint8 0-255 or float in [0, 1] (or normalised with ``mean`` and
@@ -73,14 +73,7 @@ class GenerativeMix(nn.Module):
         std: Sequence[float] | None = None,
         precision: str = "auto",
         compile: bool = False,
-        neighbours: Any = None,
-        neighbours_k: int = 5,
-        neighbours_hops: int = 1,
-        neighbours_guide: Any = None,
-        neighbours_walk: str = "partway",
-        neighbours_space: str = "latent",
-        neighbours_jitter: float = 0.0,
-        neighbours_backtrack: bool = True,
+        neighbours: NeighbourWalk | Any = None,
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -93,13 +86,6 @@ class GenerativeMix(nn.Module):
             precision=precision,
             compile=compile,
             neighbours=neighbours,
-            neighbours_k=neighbours_k,
-            neighbours_hops=neighbours_hops,
-            neighbours_guide=neighbours_guide,
-            neighbours_walk=neighbours_walk,
-            neighbours_space=neighbours_space,
-            neighbours_jitter=neighbours_jitter,
-            neighbours_backtrack=neighbours_backtrack,
             detail=detail,
         )
         self.augment.owner = type(self).__name__

@@ -14,6 +14,9 @@ from genaug.errors import GenaugError
 
 MODES = ("perturb", "resample", "interpolate", "neighbour")
 WALKS = ("partway", "whole")  # how far a neighbour walk goes: t ~ U(0, strength), or t = strength
+#: Where a walk's nearest neighbours (and a guide's label propagation) are found: the generator's
+#: latent space, or the raw pixels at the generator's size (the walk itself is always latent).
+SPACES = ("latent", "pixels")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -74,3 +77,10 @@ def check_flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise GenaugError(f"{name} must be True or False, got {value!r}.")
     return value
+
+
+def check_count(value: Any, name: str) -> int:
+    """``value`` if it is a whole number >= 1 (not a bool), else a clear error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise GenaugError(f"{name} must be an integer >= 1, got {value!r}.")
+    return int(value)

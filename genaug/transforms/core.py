@@ -40,17 +40,16 @@ from genaug.transforms._inputs import Prepared, prepare_batch
 from genaug.transforms.checks import (
     MODES,
     PRECISIONS,
-    WALKS,
     check_detail,
-    check_flag,
     check_fraction,
     check_option,
     resolve_mode,
     supported_modes,
 )
-from genaug.transforms.neighbours import SPACES, LatentBank, build_latent_bank
+from genaug.transforms.neighbours import LatentBank, build_latent_bank
+from genaug.transforms.walk import NeighbourWalk, walk_for_mode
 
-__all__ = ["MODES", "PRECISIONS", "WALKS", "GenerativeAugment", "resolve_mode", "supported_modes"]
+__all__ = ["MODES", "PRECISIONS", "GenerativeAugment", "resolve_mode", "supported_modes"]
 
 
 def mix_seeds(seed: int, other: int) -> int:
@@ -76,33 +75,11 @@ class GenerativeAugment(nn.Module):
         compile: ``torch.compile`` the generator call (with weight freezing) on first use:
             faster after a compile of tens of seconds, so meant for the long-lived batched path
             (GenerativeMix on the training device), not for short per-sample runs in workers.
-        neighbours: for mode ``neighbour``, the images to walk toward (typically unlabelled
-            ones): a (N, C, H, W) tensor, an :class:`~genaug.data.ImageDataset` or a dataset
-            spec; encoded once, here (see :mod:`~genaug.transforms.neighbours`).
-        neighbours_k: how many nearest neighbours of each image the walk picks from.
-        neighbours_hops: nearest-neighbour hops through the bank (1: an image's own nearest).
-        neighbours_guide: for an unconditional generator, labelled images (an ImageDataset with
-            labels, e.g. the few labelled ones, or a dataset spec) whose classes spread over the
-            bank along its nearest neighbours, so the walk stays within each image's class
-            (the transform then needs the labels).
-        neighbours_walk: ``partway`` (each walk goes a uniform random share of ``strength``
-            of the way) or ``whole`` (every walk goes ``strength`` of the way: with
-            ``strength=1`` it reaches the bank image's latent, and with ``detail=1`` the real
-            bank image itself: the generator then only chooses, through its latent space,
-            which real image stands in for the labelled one).
-        neighbours_space: ``latent`` (neighbours, and the guide's label propagation, found in
-            the generator's latent space) or ``pixels`` (found by raw pixel distance at the
-            generator's size; the walk itself still goes through the latent space). ``pixels``
-            with a whole walk and ``detail=1`` uses no generator at all: the ablation that
-            shows what the latent space adds.
-        neighbours_jitter: in [0, 1]; after the walk, the latent moves by this many posterior
-            scales of noise (as mode ``perturb`` with this strength), so that a whole walk
-            gives a generated variation of the bank image, not the bank image itself. The
-            scale goes from the image's to the bank image's along the walk. 0: no jitter.
-        neighbours_backtrack: whether a hop may step straight back to where it came from
-            (the default, as published). False: it takes the next nearest neighbour instead,
-            where that is another image, so a walk of several hops reaches further (in a class
-            of two images there is nowhere else to go, and the walk still comes back).
+        neighbours: for mode ``neighbour``, where and how to walk: a
+            :class:`~genaug.transforms.walk.NeighbourWalk` (the bank of images to walk toward,
+            typically unlabelled ones, and the walk's settings), or just the bank (a
+            (N, C, H, W) tensor, an :class:`~genaug.data.ImageDataset` or a dataset spec),
+            walked with the defaults. The bank is encoded once, here, into ``self.bank``.
         detail: in [0, 1], how much of the image's own detail to keep (encoder modes only):
             ``output = generated + detail * (image - reconstruction)``, at the image's own size.
             A generator's images are smoother than real ones (a VAE's blur); with ``detail=1``
@@ -131,14 +108,7 @@ class GenerativeAugment(nn.Module):
         seed: int | None = None,
         precision: str = "auto",
         compile: bool = False,
-        neighbours: Any = None,
-        neighbours_k: int = 5,
-        neighbours_hops: int = 1,
-        neighbours_guide: Any = None,
-        neighbours_walk: str = "partway",
-        neighbours_space: str = "latent",
-        neighbours_jitter: float = 0.0,
-        neighbours_backtrack: bool = True,
+        neighbours: NeighbourWalk | Any = None,
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -164,40 +134,12 @@ class GenerativeAugment(nn.Module):
         self.compile = compile
         self._compiled: Callable[..., Tensor] | None = None
         self.last_params: dict[str, Tensor] | None = None
+        walk = walk_for_mode(neighbours, self.mode)
+        # The encoded bank (N latents, and the walk's settings); the walk's source images are
+        # not kept, so a pickled copy (a DataLoader worker's) does not carry them.
         self.bank: LatentBank | None = None
-        self.neighbours_walk = check_option(neighbours_walk, "neighbours_walk", WALKS)
-        self.neighbours_space = check_option(neighbours_space, "neighbours_space", SPACES)
-        self.neighbours_jitter = check_fraction(neighbours_jitter, "neighbours_jitter")
-        self.neighbours_backtrack = check_flag(neighbours_backtrack, "neighbours_backtrack")
-        if self.mode == "neighbour":
-            if neighbours is None:
-                raise GenaugError(
-                    "mode 'neighbour' walks toward other images, so it needs neighbours=... "
-                    "(for example the unlabelled images the generator was trained on)."
-                )
-            self.bank = build_latent_bank(
-                neighbours,
-                model,
-                neighbours_k,
-                self.owner,
-                neighbours_hops,
-                neighbours_guide,
-                keep_images=self.detail > 0,
-                space=neighbours_space,
-                keep_scales=self.neighbours_jitter > 0,
-            )
-        elif (
-            neighbours is not None
-            or neighbours_guide is not None
-            or neighbours_walk != "partway"
-            or neighbours_space != "latent"
-            or self.neighbours_jitter > 0
-            or not neighbours_backtrack
-        ):
-            raise GenaugError(
-                f"neighbours are used by mode 'neighbour' only, and the mode is {self.mode!r}; "
-                "drop the neighbours_* settings or pass mode='neighbour'."
-            )
+        if walk is not None:
+            self.bank = build_latent_bank(walk, model, self.owner, keep_images=self.detail > 0)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GenerativeAugment:
@@ -213,14 +155,8 @@ class GenerativeAugment(nn.Module):
         extra = f"mode={self.mode!r}, p={self.p}, strength={self.strength}, seed={self.seed}"
         if self.detail:
             extra += f", detail={self.detail}"
-        if self.neighbours_walk != "partway":
-            extra += f", neighbours_walk={self.neighbours_walk!r}"
-        if self.neighbours_space != "latent":
-            extra += f", neighbours_space={self.neighbours_space!r}"
-        if self.neighbours_jitter:
-            extra += f", neighbours_jitter={self.neighbours_jitter}"
-        if not self.neighbours_backtrack:
-            extra += ", neighbours_backtrack=False"
+        if self.bank is not None:
+            extra += f", neighbours={self.bank!r}"
         if self.precision != "auto" or self.compile:
             extra += f", precision={self.precision!r}, compile={self.compile}"
         return extra
@@ -293,7 +229,7 @@ class GenerativeAugment(nn.Module):
         elif self.mode == "neighbour":
             assert self.bank is not None
             mix = torch.rand(n, generator=rng, device=device)  # (B,)
-            params["mix"] = torch.ones_like(mix) if self.neighbours_walk == "whole" else mix
+            params["mix"] = torch.ones_like(mix) if self.bank.walk == "whole" else mix
             params["choice"] = torch.randint(  # (B, hops)
                 0, self.bank.k, (n, self.bank.hops), generator=rng, device=device
             )
@@ -397,26 +333,18 @@ class GenerativeAugment(nn.Module):
             return kernel(model, pick(classes), pick(noise), self.strength)
         if self.mode == "neighbour":
             assert self.bank is not None
-            bank, bank_labels, graph, bank_images, bank_keys, bank_scales = self.bank.on(device)
-            choice, mix = params["choice"].to(device), params["mix"].to(device)
+            choice, mix = pick(params["choice"].to(device)), pick(params["mix"].to(device))
+            bank = self.bank.on(device)
             return kernel(
                 model,
                 pick(work),
                 pick(classes),
                 bank,
-                bank_labels,
-                pick(choice),
-                pick(mix),
+                choice,
+                mix,
                 self.strength,
-                self.bank.k,
-                graph,
-                reconstruct,
-                bank_images,
-                bank_keys,
                 pick(noise),
-                self.neighbours_jitter,
-                bank_scales,
-                self.neighbours_backtrack,
+                reconstruct,
             )
         return kernel(
             model,

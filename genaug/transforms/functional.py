@@ -33,12 +33,15 @@ Labels are class indices ``(B,)`` (or None for an unconditional generator); they
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
 from genaug.models.base import Generator
 
 __all__ = [
+    "BankTensors",
     "decode_pair",
     "interpolate",
     "nearest_latents",
@@ -47,6 +50,21 @@ __all__ = [
     "perturb",
     "resample",
 ]
+
+
+class BankTensors(NamedTuple):
+    """A bank encoded for :func:`neighbour`: its tensors on one device and the walk settings
+    the kernel reads (``LatentBank.on(device)`` gives one)."""
+
+    latents: Tensor  # (N, D) float
+    labels: Tensor | None = None  # (N,) long
+    graph: Tensor | None = None  # (N, k) long, for hops > 1
+    images: Tensor | None = None  # (N, C, S, S) uint8 at the generator's size, for ``detail``
+    keys: Tensor | None = None  # (N, C*S*S) float pixels in [0, 1]: neighbours found in pixels
+    scales: Tensor | None = None  # (N, D) float posterior scales, for a walk that jitters
+    k: int = 5  # neighbours each hop picks from
+    jitter: float = 0.0  # posterior scales of noise where the walk arrives
+    backtrack: bool = True  # whether a hop may step straight back
 
 
 def decode_pair(
@@ -207,47 +225,41 @@ def neighbour(
     generator: Generator,
     images: Tensor,
     labels: Tensor | None,
-    bank: Tensor,
-    bank_labels: Tensor | None,
+    bank: BankTensors,
     choice: Tensor,
     mix: Tensor,
     strength: float,
-    k: int,
-    graph: Tensor | None = None,
-    reconstruct: bool = False,
-    bank_images: Tensor | None = None,
-    bank_keys: Tensor | None = None,
     noise: Tensor | None = None,
-    jitter: float = 0.0,
-    bank_scales: Tensor | None = None,
-    backtrack: bool = True,
+    reconstruct: bool = False,
 ) -> Tensor | tuple[Tensor, ...]:
     """Walk each image's latent toward a bank latent a few nearest-neighbour hops away, decode.
 
     Args:
         images: (B, C, S, S) in [0, 1]; labels: (B,) or None.
-        bank: (N, D) latent means of the bank images; bank_labels: (N,) or None.
+        bank: the encoded bank on the images' device (``LatentBank.on(device)``):
+            ``latents`` (N, D) latent means of the bank images; ``labels`` (N,) or None;
+            ``k``: how many nearest neighbours a hop picks from; ``graph`` (N, k) the k nearest
+            bank entries of every bank entry, needed for H > 1 hops: hop 1 goes to one of the
+            image's nearest bank images, each further hop to one of that image's nearest
+            (reaching further images, with a higher risk of another class); ``images``
+            (N, C, S, S) uint8: with ``reconstruct``, the walk also carries the detail of the
+            bank image it walks toward, in proportion to ``t``; ``keys`` (N, C*S*S) the bank
+            images' pixels in [0, 1]: find the neighbours by pixel distance instead of latent
+            distance (the walk still goes through the latents); ``jitter``: after the walk, the
+            latent moves by ``jitter`` x its posterior scale x ``noise`` (as mode ``perturb``
+            with that strength), the scale going from the image's to the bank image's along
+            the walk (``scales`` (N, D); without them the image's own), 0: no jitter;
+            ``backtrack``: whether a hop may step straight back to the bank image it came from
+            (or, on hop 2, to the image's own copy in the bank); False takes the next of the k
+            neighbours instead, where there is another: the walk then reaches further.
         choice: (B,) or (B, H) integers in [0, k): which of the k neighbours each hop takes.
         mix: (B,) uniform in [0, 1]; the walk is ``t = strength * mix``.
-        graph: (N, k) the k nearest bank entries of every bank entry, needed for H > 1 hops:
-            hop 1 goes to one of the image's nearest bank images, each further hop to one of
-            that image's nearest (reaching further images, with a higher risk of another class).
+        noise: (B, D) ~ N(0, I), for a walk that jitters.
         reconstruct: also return the decoded reconstruction of each image.
-        bank_images: (N, C, S, S) uint8, the bank images; with ``reconstruct``, the walk also
-            carries the detail of the bank image it walks toward, in proportion to ``t``.
-        bank_keys: (N, C*S*S) the bank images' pixels in [0, 1]: find the neighbours by pixel
-            distance instead of latent distance (the walk still goes through the latents).
-        noise: (B, D) ~ N(0, I); jitter: after the walk, the latent moves by ``jitter`` x its
-            posterior scale x ``noise`` (as mode ``perturb`` with that strength), the scale
-            going from the image's to the bank image's along the walk (``bank_scales`` (N, D);
-            without them the image's own). 0: no jitter.
-        backtrack: whether a hop may step straight back to the bank image it came from (or,
-            on hop 2, to the image's own copy in the bank). False takes the next of the k
-            neighbours instead, where there is another: the walk then reaches further.
 
     Returns:
-        (B, C, S, S) in [0, 1]; with ``reconstruct`` also the reconstructions; with
-        ``bank_images`` as well, the quadruple (walked, reconstructions, borrowed detail
+        (B, C, S, S) in [0, 1]; with ``reconstruct`` also the reconstructions; with the bank's
+        ``images`` as well, the quadruple (walked, reconstructions, borrowed detail
         ``t * (bank image - its reconstruction)``, own share ``1 - t`` (B,)): the caller's
         detail is then ``own share * (image - reconstruction) + borrowed``.
     """
@@ -255,15 +267,16 @@ def neighbour(
         choice = choice.unsqueeze(1)  # (B, 1): one hop
     encoding = generator.encode(images, labels)
     z = encoding.mean  # (B, D)
-    if bank_keys is None:
-        query, keys = z, bank
+    latents, graph, bank_images = bank.latents, bank.graph, bank.images
+    if bank.keys is None:
+        query, keys = z, latents
     else:  # pixel space, quantised like the bank's keys so an image finds itself at distance 0
         query = ((images.float().clamp(0, 1) * 255).round() / 255).flatten(1)  # (B, C*S*S)
-        keys = bank_keys
+        keys = bank.keys
     # Without backtracking, the walk also needs the image's own bank entry (hop 2 must not
     # step back onto it): found in the same distances.
-    far = not backtrack and choice.shape[1] > 1
-    indices, found, *own = nearest_latents(query, labels, keys, bank_labels, k, own=far)
+    far = not bank.backtrack and choice.shape[1] > 1
+    indices, found, *own = nearest_latents(query, labels, keys, bank.labels, bank.k, own=far)
     # Pick among the neighbours that exist (a small class of a labelled bank may have fewer
     # than k): found ones come first, nearest first.
     count = found.sum(dim=1, keepdim=True)  # (B, 1)
@@ -284,20 +297,20 @@ def neighbour(
             following = torch.where(back, other, following)
         target = following
     t = strength * mix.to(z.dtype) * ok.to(z.dtype)  # (B,)
-    z_walk = z + t.unsqueeze(1) * (bank[target].to(z.dtype) - z)
-    if jitter > 0:
+    z_walk = z + t.unsqueeze(1) * (latents[target].to(z.dtype) - z)
+    if bank.jitter > 0:
         assert noise is not None, "a jittered walk needs noise"
         scale = encoding.scale
-        if bank_scales is not None:
-            scale = scale + t.unsqueeze(1) * (bank_scales[target].to(z.dtype) - scale)
-        z_walk = z_walk + jitter * scale * noise.to(z.dtype)
+        if bank.scales is not None:
+            scale = scale + t.unsqueeze(1) * (bank.scales[target].to(z.dtype) - scale)
+        z_walk = z_walk + bank.jitter * scale * noise.to(z.dtype)
     if not reconstruct or bank_images is None:
         return decode_pair(generator, z_walk, z, labels, reconstruct)
     # Decode the walk, the image and the bank image reached in one call of 3B rows.
     b = z.shape[0]
     # A conditional bank holds only the image's class (the walk stays in it): same labels.
     all_labels = None if labels is None else torch.cat([labels, labels, labels])
-    decoded = generator.decode(torch.cat([z_walk, z, bank[target].to(z.dtype)]), all_labels)
+    decoded = generator.decode(torch.cat([z_walk, z, latents[target].to(z.dtype)]), all_labels)
     walked, own_reconstruction, target_reconstruction = decoded.split(b)  # (B, C, S, S) each
     target_images = bank_images[target].float() / 255.0  # (B, C, S, S)
     share = t.view(-1, 1, 1, 1)

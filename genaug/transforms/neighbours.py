@@ -16,7 +16,7 @@ class (``benchmarks/results/experiments.md``).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -24,12 +24,10 @@ from torch import Tensor
 from genaug.data.convert import convert_channels, resize_images, to_float_images, to_uint8_images
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
+from genaug.transforms.functional import BankTensors, nearest_latents
+from genaug.transforms.walk import NeighbourWalk
 
-__all__ = ["SPACES", "BankTensors", "LatentBank", "build_latent_bank", "propagate_labels"]
-
-#: Where the nearest neighbours (and a guide's label propagation) are found: the generator's
-#: latent space, or the raw pixels at the generator's size (the walk itself is always latent).
-SPACES = ("latent", "pixels")
+__all__ = ["LatentBank", "build_latent_bank", "propagate_labels"]
 
 _ENCODE_CHUNK = 256  # images encoded per call while building the bank
 _PROPAGATION_K = 10  # neighbours per node of the label-propagation graph
@@ -37,19 +35,10 @@ _PROPAGATION_ALPHA = 0.9  # share of a node's score that comes from its neighbou
 _PROPAGATION_STEPS = 50
 
 
-class BankTensors(NamedTuple):
-    """A bank's tensors on one device."""
-
-    latents: Tensor  # (N, D) float
-    labels: Tensor | None  # (N,) long
-    graph: Tensor | None  # (N, k) long, for hops > 1
-    images: Tensor | None  # (N, C, S, S) uint8 at the generator's size, for ``detail``
-    keys: Tensor | None  # (N, C*S*S) float pixels in [0, 1], for neighbours found in pixel space
-    scales: Tensor | None  # (N, D) float posterior scales, for a walk that jitters (``jitter``)
-
-
 class LatentBank:
-    """Latent means (N, D) of the bank images (and their labels), kept on the CPU.
+    """Latent means (N, D) of the bank images (and their labels), kept on the CPU, with the
+    settings of the :class:`~genaug.transforms.walk.NeighbourWalk` it was built for (``k``,
+    ``hops``, ``walk``, ``space``, ``jitter``, ``backtrack``; not its bank or guide images).
 
     ``images`` (N, C, S, S) uint8 at the generator's size, kept only when a walk needs the bank
     images' own detail (``detail > 0``). ``keys`` (N, C*S*S) float: the bank images' pixels, when
@@ -64,8 +53,7 @@ class LatentBank:
         self,
         latents: Tensor,
         labels: Tensor | None,
-        k: int,
-        hops: int = 1,
+        walk: NeighbourWalk,
         images: Tensor | None = None,
         keys: Tensor | None = None,
         scales: Tensor | None = None,
@@ -76,17 +64,17 @@ class LatentBank:
         search = self.latents if self.keys is None else self.keys  # what neighbours are found in
         self.labels = None if labels is None else labels.detach().long().cpu()  # (N,)
         self.images = None if images is None else images.detach().cpu().contiguous()
-        self.k = k
-        self.hops = hops
+        self.k, self.hops, self.walk, self.space = walk.k, walk.hops, walk.walk, walk.space
+        self.jitter, self.backtrack = walk.jitter, walk.backtrack
         self.graph: Tensor | None = None  # (N, k): each entry's k nearest others, for hops > 1
-        if hops > 1:
-            from genaug.transforms.functional import nearest_latents
-
+        if self.hops > 1:
             rows = []
             for start in range(0, len(self), _ENCODE_CHUNK):  # bounded memory: (chunk, N)
                 part = slice(start, start + _ENCODE_CHUNK)
                 labels_part = None if self.labels is None else self.labels[part]
-                indices, found = nearest_latents(search[part], labels_part, search, self.labels, k)
+                indices, found = nearest_latents(
+                    search[part], labels_part, search, self.labels, self.k
+                )
                 # A missing neighbour (a class smaller than k + 1) repeats the nearest one, or
                 # the entry itself when it has none: a hop never leaves the class.
                 own = torch.arange(start, start + indices.shape[0]).unsqueeze(1)
@@ -98,16 +86,27 @@ class LatentBank:
     def __len__(self) -> int:
         return self.latents.shape[0]
 
-    def on(self, device: torch.device) -> BankTensors:
-        """The bank's tensors on ``device``."""
+    def on(self, device: torch.device | str = "cpu") -> BankTensors:
+        """The bank's tensors on ``device``, with the walk settings the kernel reads."""
+        device = torch.device(device)
         tensors = BankTensors(
-            self.latents, self.labels, self.graph, self.images, self.keys, self.scales
+            self.latents,
+            self.labels,
+            self.graph,
+            self.images,
+            self.keys,
+            self.scales,
+            self.k,
+            self.jitter,
+            self.backtrack,
         )
         if device.type == "cpu":
             return tensors
         key = str(device)
         if key not in self._copies:
-            self._copies[key] = BankTensors(*(None if t is None else t.to(device) for t in tensors))
+            self._copies[key] = BankTensors(
+                *(t.to(device) if isinstance(t, Tensor) else t for t in tensors)
+            )
         return self._copies[key]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -117,25 +116,26 @@ class LatentBank:
 
     def __repr__(self) -> str:
         labelled = "labelled" if self.labels is not None else "unlabelled"
-        return f"LatentBank({len(self)} {labelled} images, k={self.k}, hops={self.hops})"
+        settings = f"k={self.k}, hops={self.hops}"
+        for name, default in (("walk", "partway"), ("space", "latent"), ("jitter", 0.0)):
+            if getattr(self, name) != default:
+                settings += f", {name}={getattr(self, name)!r}"
+        if not self.backtrack:
+            settings += ", backtrack=False"
+        return f"LatentBank({len(self)} {labelled} images, {settings})"
 
 
-def _bank_images(neighbours: Any, model: Generator, owner: str) -> tuple[Tensor, Tensor | None]:
-    """The bank's images (N, C, H, W) and labels (N,) or None, from what the caller gave."""
+def _bank_images(bank: Any, model: Generator) -> tuple[Tensor, Tensor | None]:
+    """The bank's images (N, C, H, W) and labels (N,) or None, from a walk's checked bank."""
     from genaug.data import ImageDataset, load_dataset
 
-    if isinstance(neighbours, str):
-        neighbours = load_dataset(neighbours, image_size=model.image_size, channels=model.channels)
-    if isinstance(neighbours, ImageDataset):
-        targets = neighbours.targets
+    if isinstance(bank, str):
+        bank = load_dataset(bank, image_size=model.image_size, channels=model.channels)
+    if isinstance(bank, ImageDataset):
+        targets = bank.targets
         labels = None if bool((targets < 0).any()) else targets
-        return neighbours.images, labels
-    if isinstance(neighbours, Tensor):
-        return neighbours, None
-    raise GenaugError(
-        f"{owner}: neighbours must be images (a (N, C, H, W) tensor), an ImageDataset or a "
-        f"dataset spec such as 'imagefolder:PATH', got {type(neighbours).__name__}."
-    )
+        return bank.images, labels
+    return bank, None  # a tensor (NeighbourWalk checked the type)
 
 
 def propagate_labels(latents: Tensor, guide_latents: Tensor, guide_labels: Tensor) -> Tensor:
@@ -227,7 +227,7 @@ def _guide_images(guide: Any, model: Generator, owner: str) -> tuple[Tensor, Ten
         guide = load_dataset(guide, image_size=model.image_size, channels=model.channels)
     if not isinstance(guide, ImageDataset) or bool((guide.targets < 0).any()):
         raise GenaugError(
-            f"{owner}: neighbours_guide must be labelled images (an ImageDataset with labels, "
+            f"{owner}: the NeighbourWalk guide must be labelled images (an ImageDataset with labels, "
             f"or a dataset spec such as 'imagefolder:PATH'), got {type(guide).__name__}"
             + (" without labels." if isinstance(guide, ImageDataset) else ".")
         )
@@ -235,35 +235,23 @@ def _guide_images(guide: Any, model: Generator, owner: str) -> tuple[Tensor, Ten
 
 
 def build_latent_bank(
-    neighbours: Any,
-    model: Generator,
-    k: int,
-    owner: str,
-    hops: int = 1,
-    guide: Any = None,
-    keep_images: bool = False,
-    space: str = "latent",
-    keep_scales: bool = False,
+    walk: NeighbourWalk, model: Generator, owner: str, keep_images: bool = False
 ) -> LatentBank:
-    """Encode ``neighbours`` with ``model`` into a :class:`LatentBank` (no gradients).
+    """Encode the bank of ``walk`` with ``model`` into a :class:`LatentBank` (no gradients).
 
-    ``guide``: labelled images whose classes spread over the bank (see
+    The walk's ``guide``: labelled images whose classes spread over the bank (see
     :func:`propagate_labels`), for an unconditional generator: the walk then stays in the class.
-    ``keep_images``: also keep the bank images (uint8, at the generator's size), for a walk
-    that carries their detail (``detail > 0``).
-    ``space``: ``latent`` (neighbours and the guide's propagation in the generator's latent
+    Its ``space``: ``latent`` (neighbours and the guide's propagation in the generator's latent
     space) or ``pixels`` (in the raw pixels at the generator's size: the ablation that says
-    what the latent space adds; the walk itself still goes through the latent space).
-    ``keep_scales``: also keep the latents' posterior scales, for a walk that jitters.
+    what the latent space adds; the walk itself still goes through the latent space). A walk
+    that jitters also keeps the latents' posterior scales.
+    ``keep_images``: also keep the bank images (uint8, at the generator's size), for a walk
+    that carries their detail (``detail > 0``). ``owner`` names the transform in errors.
     """
-    if space not in SPACES:
-        raise GenaugError(
-            f"{owner}: neighbours_space must be one of {', '.join(SPACES)}, got {space!r}."
-        )
-    for name, value in (("neighbours_k", k), ("neighbours_hops", hops)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GenaugError(f"{owner}: {name} must be an integer >= 1, got {value!r}.")
-    images, labels = _bank_images(neighbours, model, owner)
+    if not isinstance(walk, NeighbourWalk):
+        raise GenaugError(f"{owner}: build_latent_bank takes a NeighbourWalk, got {walk!r}.")
+    guide, space = walk.guide, walk.space
+    images, labels = _bank_images(walk.bank, model)
     if images.ndim != 4 or images.shape[0] < 2 or images.shape[1] not in (1, 3):
         raise GenaugError(
             f"{owner}: neighbours must hold at least 2 images shaped (N, C, H, W) with 1 or 3 "
@@ -279,14 +267,14 @@ def build_latent_bank(
         )
     pixels = space == "pixels"
     kept: list[Tensor] | None = [] if keep_images or pixels else None
-    scales: list[Tensor] | None = [] if keep_scales else None
+    scales: list[Tensor] | None = [] if walk.jitter > 0 else None
     latents = _encode(images, labels, model, owner, kept, scales)
     bank_images = None if kept is None else torch.cat(kept)
     keys = _pixels(bank_images) if pixels else None
     if guide is not None:
         if model.conditional:
             raise GenaugError(
-                f"{owner}: neighbours_guide is for an unconditional generator; a conditional "
+                f"{owner}: a NeighbourWalk guide is for an unconditional generator; a conditional "
                 "one already walks within the class of its labelled neighbours, so drop the guide."
             )
         guide_images, guide_labels = _guide_images(guide, model, owner)
@@ -299,8 +287,7 @@ def build_latent_bank(
     return LatentBank(
         latents,
         labels,
-        k,
-        hops,
+        walk,
         bank_images if keep_images else None,
         keys,
         None if scales is None else torch.cat(scales),

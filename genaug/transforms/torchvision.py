@@ -29,6 +29,7 @@ from torchvision.transforms.v2 import functional as TF
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.transforms.core import GenerativeAugment
+from genaug.transforms.walk import NeighbourWalk
 
 __all__ = ["JointTransformDataset", "TargetsNotTransformedWarning", "TorchvisionGenerativeAugment"]
 
@@ -80,9 +81,8 @@ class TorchvisionGenerativeAugment(v2.Transform):
             (``p`` is drawn per image; inside ``v2.RandomApply`` use ``p=1``).
         labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
             the sample and returning its label(s), or None (no labels: unconditional use only).
-        neighbours, neighbours_k, neighbours_hops, neighbours_guide, neighbours_walk,
-            neighbours_space, neighbours_jitter, neighbours_backtrack: the bank of images mode ``neighbour`` walks toward, and how (as
-            for ``GenerativeAugment``).
+        neighbours: for mode ``neighbour``, a :class:`~genaug.transforms.walk.NeighbourWalk`
+            (or just its bank of images), as for ``GenerativeAugment``.
         detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
     Example::
@@ -100,14 +100,7 @@ class TorchvisionGenerativeAugment(v2.Transform):
         strength: float = 1.0,
         seed: int | None = None,
         labels_getter: str | Callable[[Any], Any] | None = "default",
-        neighbours: Any = None,
-        neighbours_k: int = 5,
-        neighbours_hops: int = 1,
-        neighbours_guide: Any = None,
-        neighbours_walk: str = "partway",
-        neighbours_space: str = "latent",
-        neighbours_jitter: float = 0.0,
-        neighbours_backtrack: bool = True,
+        neighbours: NeighbourWalk | Any = None,
         detail: float = 0.0,
     ) -> None:
         super().__init__()
@@ -118,13 +111,6 @@ class TorchvisionGenerativeAugment(v2.Transform):
             strength=strength,
             seed=seed,
             neighbours=neighbours,
-            neighbours_k=neighbours_k,
-            neighbours_hops=neighbours_hops,
-            neighbours_guide=neighbours_guide,
-            neighbours_walk=neighbours_walk,
-            neighbours_space=neighbours_space,
-            neighbours_jitter=neighbours_jitter,
-            neighbours_backtrack=neighbours_backtrack,
             detail=detail,
         )
         self.augment.owner = type(self).__name__

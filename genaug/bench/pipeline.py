@@ -1,0 +1,142 @@
+"""The batch pipeline of a recipe: classic per-image transforms and a generative stage.
+
+:func:`build_pipeline` turns a parsed :class:`~genaug.bench.recipes.Recipe` into
+``(images, labels) -> (images, labels)`` stages, in the recipe's order; the generative stage
+follows the recipe's schedule of p over training (``set_progress``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genaug.bench.recipes import CLASSIC, GenerativeStep, Recipe
+from genaug.data.convert import to_uint8_images
+from genaug.errors import GenaugError
+
+__all__ = [
+    "ClassicStage",
+    "GenerativeStage",
+    "RecipePipeline",
+    "build_pipeline",
+    "classic_transform",
+]
+
+
+def classic_transform(name: str, image_size: int, allow_flip: bool = True) -> Callable:
+    """The torchvision v2 transform of a classic baseline, for one ``uint8`` image (C, H, W)."""
+    from torchvision.transforms import v2
+
+    if name == "flipcrop":
+        parts: list[Any] = [v2.RandomCrop(image_size, padding=max(1, image_size // 8))]
+        if allow_flip:
+            parts.append(v2.RandomHorizontalFlip())
+        return v2.Compose(parts)
+    if name == "affine":
+        return v2.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=10)
+    if name == "trivialaugment":
+        return v2.TrivialAugmentWide()
+    if name == "randaugment":
+        return v2.RandAugment()
+    raise GenaugError(f"unknown classic augmentation {name!r}; use one of {', '.join(CLASSIC)}.")
+
+
+class ClassicStage:
+    """Per-image torchvision v2 transforms over a batch, on ``uint8`` CPU tensors."""
+
+    def __init__(self, names: tuple[str, ...], image_size: int, allow_flip: bool) -> None:
+        from torchvision.transforms import v2
+
+        transforms = [classic_transform(n, image_size, allow_flip) for n in names]
+        self.transform = transforms[0] if len(transforms) == 1 else v2.Compose(transforms)
+
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        device = images.device
+        batch = to_uint8_images(images.cpu()) if images.is_floating_point() else images.cpu()
+        out = torch.stack([self.transform(image) for image in batch])  # (B, C, H, W) uint8
+        return out.to(device), labels
+
+
+class GenerativeStage:
+    """A :class:`~genaug.transforms.GenerativeAugment` over a batch, with a schedule of p."""
+
+    def __init__(
+        self,
+        generator: Any,
+        step: GenerativeStep,
+        seed: int,
+        neighbours: Any = None,
+        guide: Any = None,
+    ) -> None:
+        from genaug.transforms import GenerativeAugment
+
+        self.step = step
+        self.augment = GenerativeAugment(
+            generator,
+            mode=step.mode,
+            p=step.p,
+            strength=step.strength,
+            seed=seed,
+            neighbours=step.neighbour_walk(neighbours, guide),
+            detail=step.detail,
+        )
+
+    def set_progress(self, fraction: float) -> None:
+        self.augment.p = self.step.p_at(fraction)
+
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        if self.augment.p <= 0.0:
+            return images, labels
+        return self.augment(images, labels), labels
+
+
+class RecipePipeline:
+    """The batch augmentation of a recipe: ``(images, labels) -> (images, labels)``."""
+
+    def __init__(self, recipe: Recipe, stages: list[Any]) -> None:
+        self.recipe = recipe
+        self.stages = stages
+
+    def set_progress(self, fraction: float) -> None:
+        for stage in self.stages:
+            if hasattr(stage, "set_progress"):
+                stage.set_progress(fraction)
+
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        for stage in self.stages:
+            images, labels = stage(images, labels)
+        return images, labels
+
+    def __repr__(self) -> str:
+        return f"RecipePipeline({self.recipe.name!r})"
+
+
+def build_pipeline(
+    recipe: Recipe,
+    image_size: int,
+    allow_flip: bool = True,
+    generator: Any = None,
+    seed: int = 0,
+    neighbours: Any = None,
+    guide: Any = None,
+) -> RecipePipeline | None:
+    """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one.
+
+    ``neighbours``: the bank of images for mode ``neighbour`` (ignored by the other modes);
+    ``guide``: the labelled images a ``guide=1`` walk spreads its classes from.
+    """
+    stages: list[Any] = []
+    if recipe.classic:
+        stages.append(ClassicStage(recipe.classic, image_size, allow_flip))
+    if recipe.generative is not None:
+        if generator is None:
+            raise GenaugError(f"condition {recipe.name!r} needs a generator; none was given.")
+        generative = GenerativeStage(generator, recipe.generative, seed, neighbours, guide)
+        if recipe.generative.order == "generative-first":
+            stages.insert(0, generative)
+        else:
+            stages.append(generative)
+    return RecipePipeline(recipe, stages) if stages else None
