@@ -37,6 +37,7 @@ from genaug.models.base import Generator
 from genaug.models.holder import GeneratorHolder
 from genaug.transforms import functional as F
 from genaug.transforms._inputs import Prepared, prepare_batch
+from genaug.transforms._params import check_params, draw_params, generate
 from genaug.transforms.checks import (
     MODES,
     PRECISIONS,
@@ -207,7 +208,8 @@ class GenerativeAugment(nn.Module):
         """Draw the per-image parameters for ``batch``: a dict of tensors with first dim B.
 
         ``apply`` (B,) bool: transform this image; ``noise`` (B, latent_dim); for
-        ``interpolate`` also ``mix`` (B,) uniform and ``partner`` (B,) index of a same-class image.
+        ``interpolate`` also ``mix`` (B,) uniform and ``partner`` (B,) index of a same-class image;
+        for ``neighbour`` ``mix`` (B,) and ``choice`` (B, hops), the neighbour each hop takes.
         ``generator`` replaces the transform's own random generator for this draw.
         """
         return self._make_params(self._prepare(batch, labels, convert=False), generator)
@@ -215,25 +217,8 @@ class GenerativeAugment(nn.Module):
     def _make_params(
         self, prepared: Prepared, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        n = prepared.batch.shape[0]
-        model = prepared.model
-        rng = generator if generator is not None else self._random_generator(model.device)
-        device = rng.device
-        params = {
-            "apply": torch.rand(n, generator=rng, device=device) < self.p,  # (B,)
-            "noise": torch.randn(n, model.latent_dim, generator=rng, device=device),
-        }
-        if self.mode == "interpolate":
-            params["mix"] = torch.rand(n, generator=rng, device=device)  # (B,)
-            params["partner"] = F.pick_partners(prepared.classes, n, rng, device)  # (B,)
-        elif self.mode == "neighbour":
-            assert self.bank is not None
-            mix = torch.rand(n, generator=rng, device=device)  # (B,)
-            params["mix"] = torch.ones_like(mix) if self.bank.walk == "whole" else mix
-            params["choice"] = torch.randint(  # (B, hops)
-                0, self.bank.k, (n, self.bank.hops), generator=rng, device=device
-            )
-        return params
+        rng = generator if generator is not None else self._random_generator(prepared.model.device)
+        return draw_params(self.mode, self.p, prepared, self.bank, rng)
 
     # ------------------------------------------------------------------ applying
     def forward(
@@ -255,7 +240,7 @@ class GenerativeAugment(nn.Module):
 
     def _run(self, prepared: Prepared, params: dict[str, Tensor]) -> Tensor:
         batch, model = prepared.batch, prepared.model
-        self._check_params(params, batch.shape[0], model.latent_dim)
+        check_params(params, self.mode, batch.shape[0], model.latent_dim)
         device = model.device
         applied = params["apply"].to(device)
         # On the CPU only the images to transform are computed; on an accelerator the whole
@@ -266,7 +251,16 @@ class GenerativeAugment(nn.Module):
             if rows.numel() == 0:
                 return batch.clone()
         with torch.inference_mode(), self._autocast(device):
-            decoded = self._generate(prepared, params, rows)  # (n, C_gen, S, S), or a pair
+            decoded = generate(  # (n, C_gen, S, S), or a tuple with ``detail``
+                self._kernel(),
+                self.mode,
+                prepared,
+                params,
+                rows,
+                self.strength,
+                self.bank,
+                self.detail > 0,
+            )
             if self.detail > 0:
                 generated, reconstruction, *walked = decoded
                 generated = self._to_batch_layout(generated, batch)
@@ -317,63 +311,8 @@ class GenerativeAugment(nn.Module):
             self._compiled = torch.compile(kernel, options={"freezing": True})
         return self._compiled
 
-    def _generate(self, prepared: Prepared, params: dict[str, Tensor], rows: Tensor | None):
-        model, work, classes = prepared.model, prepared.work, prepared.classes
-        device = model.device
-        noise = params["noise"].to(device=device, dtype=work.dtype)
-        kernel = self._kernel()
-
-        def pick(t: Tensor | None) -> Tensor | None:
-            return t if t is None or rows is None else t[rows]
-
-        reconstruct = self.detail > 0
-        if self.mode == "perturb":
-            return kernel(model, pick(work), pick(classes), pick(noise), self.strength, reconstruct)
-        if self.mode == "resample":
-            return kernel(model, pick(classes), pick(noise), self.strength)
-        if self.mode == "neighbour":
-            assert self.bank is not None
-            choice, mix = pick(params["choice"].to(device)), pick(params["mix"].to(device))
-            bank = self.bank.on(device)
-            return kernel(
-                model,
-                pick(work),
-                pick(classes),
-                bank,
-                choice,
-                mix,
-                self.strength,
-                pick(noise),
-                reconstruct,
-            )
-        return kernel(
-            model,
-            work,
-            classes,
-            params["partner"].to(device),
-            params["mix"].to(device),
-            noise,
-            self.strength,
-            rows,
-            reconstruct,
-        )
-
     # ------------------------------------------------------------------ checking inputs
     def _prepare(self, batch: Any, labels: Any, convert: bool = True) -> Prepared:
         guided = self.bank is not None and self.bank.labels is not None
         model = self.holder.current()
         return prepare_batch(batch, labels, model, self.owner, self.mode, guided, convert)
-
-    def _check_params(self, params: Any, n: int, latent_dim: int) -> None:
-        extra = {"interpolate": ("mix", "partner"), "neighbour": ("mix", "choice")}
-        keys = ("apply", "noise", *extra.get(self.mode, ()))
-        if not isinstance(params, dict) or any(key not in params for key in keys):
-            raise GenaugError(
-                "params must be the dict that make_params returned (or last_params), "
-                f"got {type(params).__name__}."
-            )
-        if params["apply"].shape != (n,) or params["noise"].shape != (n, latent_dim):
-            raise GenaugError(
-                f"params were drawn for {params['apply'].shape[0]} images but the batch holds "
-                f"{n}; draw them for this batch with make_params."
-            )
