@@ -108,6 +108,15 @@ def test_needs_an_exemplar_and_says_so():
         create_generator("test_gan", image_size=16).vary(torch.rand(2, 1, 16, 16))
 
 
+def test_evaluate_refuses_it_before_any_work(digits16, tmp_path):
+    from genaug.eval.evaluate import evaluate_generator
+
+    model = create_generator("test_dagan", image_size=16)
+    with pytest.raises(GenaugError, match="does not make \\(it varies given images\\)"):
+        evaluate_generator(model, digits16, device="cpu", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_config_round_trip_and_class_flags():
     model = create_generator("test_dagan", image_size=16, channels=3, num_classes=10)
     assert model.config["num_classes"] == 0  # labels only pair images: unconditional

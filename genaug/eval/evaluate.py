@@ -288,6 +288,11 @@ def evaluate_generator(
     _check_arguments(n_samples, classifier_steps, k)
     dev = resolve_device(device)
     model, checkpoint = load_model(checkpoint_or_model, dev)
+    if model.image_conditioned:  # refused before the judge trains: nothing here applies to it
+        raise GenaugError(
+            f"genaug evaluate measures images drawn from noise, which a {model.family} generator "
+            "does not make (it varies given images); measure it with an episodic `genaug bench`."
+        )
     real = prepare_real_data(data, model)
     train_part, test_part = _split_real(real, test_fraction, test_seed, k)
     out = Path(out_dir) if out_dir is not None else None
