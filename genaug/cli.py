@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from genaug import distributed
+from genaug import distributed, lock
 from genaug.errors import GenaugError
 
 EXIT_BAD_INPUT = 2
@@ -209,6 +209,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     elif out.suffix:
         raise GenaugError(f"--out {out} should be a .png file (a grid) or a folder (no suffix).")
     else:
+        # One writer per folder: rank 0 holds DIR/ until the job ends; a refusal reaches all.
+        distributed.run_on_main(lambda: lock.hold(out), "locking the sample folder")
         export_synthetic_set(model, out, args.n, seed=args.seed)  # shared among torchrun ranks
         if distributed.is_main():
             print(f"wrote {args.n} samples as an ImageFolder tree under {out}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genaug import distributed
+from genaug import distributed, lock
 from genaug.bench.arms import Arm, plan_arms
 from genaug.bench.cache import GeneratorCache, stable_seed
 from genaug.bench.classifier import check_model_name, create_classifier, train_classifier
@@ -74,7 +73,8 @@ def _prepare_out(config: BenchConfig) -> Path:
     saved = out / CONFIG_NAME
     if out.exists() and not out.is_dir():
         raise GenaugError(f"{out} is a file, not a folder; choose another --out.")
-    if out.exists() and any(out.iterdir()):
+    lock.hold(out)  # one writer per folder: a second is refused here, before any write
+    if lock.contents(out):  # files other than the lock's
         if not saved.is_file():
             raise GenaugError(
                 f"{out} holds files that are not a genaug bench, so the bench will not write "
@@ -85,7 +85,7 @@ def _prepare_out(config: BenchConfig) -> Path:
         except (OSError, json.JSONDecodeError):
             previous = None
         if config.overwrite:
-            shutil.rmtree(out)
+            lock.clear(out)  # all but the lock, which stays held
         elif not config.resume:
             raise GenaugError(
                 f"{out} already holds a bench; pass --resume to continue it (same settings), "
@@ -243,6 +243,7 @@ def _check_shots(config: BenchConfig, dataset: ImageDataset, arms: list[Arm]) ->
                 ) from None
 
 
+@lock.scoped  # the bench folder's lock is given back when run_bench returns
 def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     """Run (or resume) a benchmark grid and write its report; returns the summary.
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from genaug import distributed
+from genaug import distributed, lock
 from genaug.data import ImageDataset, batch_indices, load_dataset
 from genaug.data.pairs import check_pairable, pair_indices, pairable
 from genaug.device import autocast_for, memory_format_for
@@ -70,6 +69,7 @@ class TrainResult:
 def _prepare_run_dir(config: TrainConfig) -> tuple[Path, Path | None]:
     """Create or reopen the run folder; return it and the checkpoint to resume from (if any)."""
     run_dir = Path(config.out)
+    lock.hold(run_dir)  # one writer per folder: a second is refused here, before any write
     saved_config = run_dir / RUN_CONFIG
     if config.resume:
         if not saved_config.is_file():
@@ -90,7 +90,7 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, Path | None]:
                 "--resume (add --overwrite to replace the folder)."
             )
         return run_dir, checkpoint
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if lock.contents(run_dir):  # files other than the lock's
         if not config.overwrite:
             raise GenaugError(
                 f"{run_dir} already holds files; pass --resume to continue that run, "
@@ -101,7 +101,7 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, Path | None]:
                 f"{run_dir} holds files that are not a genaug run, so --overwrite will not "
                 "delete them; choose another --out."
             )
-        shutil.rmtree(run_dir)
+        lock.clear(run_dir)  # all but the lock, which stays held
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, None
 
@@ -123,6 +123,7 @@ def _build_model(config: TrainConfig, dataset: ImageDataset) -> Generator:
     return model
 
 
+@lock.scoped  # the run folder's lock is given back when train returns
 def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResult:
     """Train a generator as ``config`` says; ``dataset`` replaces ``config.data`` when given.
 
