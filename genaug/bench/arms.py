@@ -1,17 +1,20 @@
-"""The columns of a bench grid: conditions paired with the data their generator trains on."""
+"""The columns of a bench grid: conditions paired with the data their generator trains on,
+and the grid's cells (which arms run at which shot count)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from genaug.bench.config import BenchConfig
+from genaug.bench.parts import condition_names
 from genaug.bench.recipes import Recipe, parse_condition
 from genaug.data import ImageDataset
 from genaug.errors import GenaugError
 from genaug.models import list_generators, load_generator
 from genaug.models.base import family_class, validate_image_size
 
-__all__ = ["Arm", "plan_arms"]
+__all__ = ["Arm", "Grid", "plan_arms", "plan_grid"]
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,61 @@ def plan_arms(
         if reasons and len(reasons) == len(config.generator_data):
             raise GenaugError(reasons[0])
     return arms
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The arms of a bench in display order, and per shot count the arms it runs."""
+
+    arms: list[Arm]
+    cells: dict[int, list[Arm]]
+
+    def runs(self, seeds: list[int]) -> list[tuple[int, int, Arm]]:
+        """Every (shots, seed, arm) of the grid, shot counts outermost."""
+        return [(k, s, arm) for k, arms in self.cells.items() for s in seeds for arm in arms]
+
+
+def plan_grid(
+    config: BenchConfig, dataset: ImageDataset, skipped: list[dict[str, str]] | None = None
+) -> Grid:
+    """The grid's cells: every arm at every shot count, or with ``config.parts`` the union of
+    the parts' cells within the config's axes (see :mod:`genaug.bench.parts`).
+
+    ``skipped`` is as in :func:`plan_arms`, per part. Raises when the axes select no cell.
+    """
+    if not config.parts:
+        arms = plan_arms(config, dataset, skipped)
+        return Grid(arms, {k: list(arms) for k in config.shots})
+    names = sorted(set(list_generators()) | set(config.generators))
+    order = {n: i for i, n in enumerate(condition_names(list(config.conditions), names))}
+    sources = {s: i for i, s in enumerate(config.generator_data)}
+    picked: dict[str, Arm] = {}
+    shots_of: dict[str, set[int]] = {}
+    notes: list[dict[str, str]] = []
+    for part in config.parts:
+        wanted = [
+            text
+            for text, name in zip(part["conditions"], condition_names(part["conditions"], names))
+            if name in order
+        ]
+        part_sources = [
+            s for s in part.get("generator_data", config.generator_data) if s in sources
+        ]
+        part_shots = [k for k in part.get("shots", config.shots) if k in config.shots]
+        if not wanted or not part_shots:
+            continue
+        sub = dataclasses.replace(config, conditions=wanted, generator_data=part_sources, parts=[])
+        for arm in plan_arms(sub, dataset, notes):
+            picked.setdefault(arm.key, arm)
+            shots_of.setdefault(arm.key, set()).update(part_shots)
+    if skipped is not None:
+        skipped += [n for i, n in enumerate(notes) if n not in notes[:i]]
+    if not picked:
+        raise GenaugError(
+            f"no cell of the grid's parts lies within shots {config.shots}, conditions "
+            f"{', '.join(config.conditions)} and generator data {config.generator_data}; "
+            "select values some part names."
+        )
+    arms = sorted(picked.values(), key=lambda a: (order[a.condition], sources.get(a.source, -1)))
+    cells = {k: [a for a in arms if k in shots_of[a.key]] for k in config.shots}
+    return Grid(arms, cells)

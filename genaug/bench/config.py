@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from genaug.bench.classifier import ClassifierConfig
+from genaug.bench.parts import normalise_parts, parts_axes
 from genaug.bench.recipes import (
     CLASSIC,
     ORDERS,
@@ -46,7 +47,7 @@ DEFAULT_CONDITIONS = [
 # Fields that may differ between a bench and its resumption: the grid's axes (runs are keyed by
 # shots, seed, condition and source, so a grid may grow or shrink) and where/how it runs.
 AXES_AND_RUNTIME = frozenset(
-    {"shots", "seeds", "conditions", "generator_data", "generators"}
+    {"shots", "seeds", "conditions", "generator_data", "generators", "parts"}
     | {"device", "out", "resume", "overwrite", "progress", "preview"}
 )
 
@@ -142,6 +143,9 @@ class BenchConfig:
             the timm classifier and its training (see :class:`ClassifierConfig`).
         conditions: the recipes to compare (see :mod:`genaug.bench.recipes`).
         generator_data: ``labeled``, ``pool`` and/or ``checkpoint:PATH``.
+        parts: optional (conditions x shots x generator data) blocks whose union is the grid,
+            each ``{conditions, shots?, generator_data?, name?}`` (see
+            :mod:`genaug.bench.parts`); empty: every condition x shots x generator data.
         generators: per generator name, :class:`GeneratorSettings` as a dict.
         pool_per_seed: True (the published benchmarks): the ``pool`` source trains one
             generator per seed (``generators/NAME-pool-seedS``, seeded by S), so each seed's
@@ -175,6 +179,7 @@ class BenchConfig:
     amp: bool = True
     conditions: list[str] = field(default_factory=lambda: list(DEFAULT_CONDITIONS))
     generator_data: list[str] = field(default_factory=lambda: ["pool"])
+    parts: list[dict[str, Any]] = field(default_factory=list)
     generators: dict[str, dict[str, Any]] = field(default_factory=dict)
     pool_per_seed: bool = True
     more_real_factor: int = 2
@@ -263,6 +268,7 @@ class BenchConfig:
             raise GenaugError("generators must map generator names to their settings.")
         for name, values in self.generators.items():
             GeneratorSettings.from_dict(name, values)
+        self.parts = normalise_parts(self.parts)
         if not isinstance(self.pool_per_seed, bool):
             raise GenaugError(f"pool_per_seed must be true or false, got {self.pool_per_seed!r}.")
         if (
@@ -356,6 +362,10 @@ def build_bench_config(
     the conditions name. This is what ``genaug bench`` calls.
     """
     values = load_bench_config(config_file) if config_file else {}
+    if values.get("parts"):  # checked against the file's own axes, before flags narrow them
+        named = values.get("generators") if isinstance(values.get("generators"), dict) else {}
+        known = sorted(set(list_generators()) | set(named))
+        values = parts_axes(values, known, f"bench config {config_file}")
     values.update({k: v for k, v in settings.items() if v is not None})
     config = BenchConfig.from_dict(values)
     if isinstance(config.conditions, str):

@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genaug import distributed, lock
-from genaug.bench.arms import Arm, plan_arms
+from genaug.bench.arms import Arm, Grid, plan_arms, plan_grid
 from genaug.bench.cache import GeneratorCache, stable_seed
 from genaug.bench.classifier import check_model_name, create_classifier, train_classifier
 from genaug.bench.config import (
@@ -256,7 +256,8 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     if dataset.num_classes < 2:
         raise GenaugError(f"{config.data} has fewer than two classes; a classifier needs two.")
     skipped: list[dict[str, str]] = []
-    arms = plan_arms(config, dataset, skipped)
+    plan = plan_grid(config, dataset, skipped)  # the arms, and which run at which shot count
+    arms = plan.arms
     _check_shots(config, dataset, arms)
     create_classifier(  # a model that cannot take the images fails here, before any run
         config.model,
@@ -273,7 +274,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     share = BenchShare(config, out)
     runs_path = share.runs_path  # runs.jsonl, or runs.rank{r}.jsonl under torchrun
     done = share.read_done()
-    grid = [(k, s, arm) for k in config.shots for s in config.seeds for arm in arms]
+    grid = plan.runs(config.seeds)
     reused = sum(run_key(k, s, arm) in done for k, s, arm in grid)
     cache = GeneratorCache(out / GENERATORS_DIR, config, dataset)
     ran = 0
@@ -283,7 +284,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
             for seed in config.seeds:
                 if not share.owns(seed):  # another rank's seed (and generators)
                     continue
-                todo = [arm for arm in arms if run_key(shots, seed, arm) not in done]
+                todo = [a for a in plan.cells[shots] if run_key(shots, seed, a) not in done]
                 if not todo:
                     continue
                 split = few_shot_split(dataset, shots, seed, config.test_fraction, config.test_seed)
@@ -300,7 +301,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     done = share.gather(done)  # rank 0 merges every rank's runs into runs.jsonl
     if not distributed.is_main():
         return BenchResult(out=out, summary={}, files={}, ran=ran, reused=reused)
-    summary, files = _write_report(out, config, arms, dataset, done, cache, command, skipped)
+    summary, files = _write_report(out, config, plan, dataset, done, cache, command, skipped)
     return BenchResult(out=out, summary=summary, files=files, ran=ran, reused=reused)
 
 
@@ -313,10 +314,10 @@ def report_bench(out: str | os.PathLike, command: str | None = None) -> BenchRes
     config = BenchConfig.from_dict(json.loads(saved.read_text())).validate()
     dataset = load_dataset(config.data, image_size=config.image_size, channels=config.channels)
     skipped: list[dict[str, str]] = []
-    arms = plan_arms(config, dataset, skipped)
+    plan = plan_grid(config, dataset, skipped)
     cache = GeneratorCache(out / GENERATORS_DIR, config, dataset)
     summary, files = _write_report(
-        out, config, arms, dataset, read_runs(out / RUNS_NAME), cache, command, skipped
+        out, config, plan, dataset, read_runs(out / RUNS_NAME), cache, command, skipped
     )
     return BenchResult(out=out, summary=summary, files=files, ran=0, reused=0)
 
@@ -324,7 +325,7 @@ def report_bench(out: str | os.PathLike, command: str | None = None) -> BenchRes
 def _write_report(
     out: Path,
     config: BenchConfig,
-    arms: list[Arm],
+    plan: Grid,
     dataset: ImageDataset,
     done: dict[str, dict[str, Any]],
     cache: GeneratorCache,
@@ -333,7 +334,7 @@ def _write_report(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     from genaug.bench.report import write_report
 
-    grid = [(k, s, arm) for k in config.shots for s in config.seeds for arm in arms]
+    arms, grid = plan.arms, plan.runs(config.seeds)
     records = [done[run_key(k, s, a)] for k, s, a in grid if run_key(k, s, a) in done]
     preview = _preview_rows(config, arms, dataset, cache) if config.preview else []
     return write_report(
