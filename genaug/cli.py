@@ -209,7 +209,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     elif out.suffix:
         raise GenaugError(f"--out {out} should be a .png file (a grid) or a folder (no suffix).")
     else:
-        # One writer per folder: rank 0 holds DIR/ until the job ends; a refusal reaches all.
+        # One writer per folder: rank 0 holds DIR/ while the job writes; a refusal reaches all.
         distributed.run_on_main(lambda: lock.hold(out), "locking the sample folder")
         export_synthetic_set(model, out, args.n, seed=args.seed)  # shared among torchrun ranks
         if distributed.is_main():
@@ -335,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        status = COMMANDS[args.command](args)
+        with lock.scope():  # a folder a command locked is given back when it returns
+            status = COMMANDS[args.command](args)
         if args.command in ("train", "demo") and distributed.is_main():
             print(f"done in {time.perf_counter() - started:.1f} s")
     except GenaugError as exc:

@@ -13,10 +13,10 @@ with a one-line notice on stderr; a pid on another host -> it is refused with ho
 record, since from here nobody can tell whether that process still runs (a shared file system
 need not share OS locks between hosts).
 
-How long: until the process ends, or until the outermost :func:`scoped` call that took it returns
-(``train`` and ``run_bench`` are scoped, so a notebook or a test process does not keep every
-folder it wrote locked; in the CLI that call is the whole process). Holding is re-entrant within
-a process, and a held folder covers the folders inside it (the bench's generator runs). Under
+How long: until the process ends, or until the :func:`scope` that took it ends: ``train`` and
+``run_bench`` are :func:`scoped`, and so is each CLI command, whose call is the whole process (a
+notebook or a test process does not keep every folder it wrote locked). Holding is re-entrant
+within a process, and a held folder covers the folders inside it (the bench's generator runs). Under
 torchrun the lock belongs to the job: rank 0 takes it, other ranks neither take it nor are
 refused (:func:`hold` does nothing there).
 
