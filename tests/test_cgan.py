@@ -37,7 +37,8 @@ def test_training_step_reports_cycle_and_reconstruction_and_trains_the_encoder()
     losses = model.training_step(
         torch.rand(8, 1, 16, 16), torch.randint(0, 2, (8,)), optimizers, contextlib.nullcontext
     )
-    assert set(losses) == {"g_loss", "cycle", "recon", "d_loss", "d_real", "d_fake"}
+    # "head": the class head's cross-entropy (conditional models, see test_infer_labels.py).
+    assert set(losses) == {"g_loss", "cycle", "recon", "head", "d_loss", "d_real", "d_fake"}
     assert all(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
 
 

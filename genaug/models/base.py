@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from genaug.errors import GenaugError
+from genaug.models.labels import inference_problem, reconstruction_labels
 
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 128
@@ -88,6 +89,9 @@ class Generator(nn.Module):
     default_steps: ClassVar[int] = 2000
     default_batch_size: ClassVar[int] = 64
     default_lr: ClassVar[float] = 1e-3
+    #: Constructor arguments added after checkpoints were first written, with the value a saved
+    #: config without them means (e.g. ``{"class_head": False}``: an old checkpoint has no head).
+    legacy_args: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -161,6 +165,50 @@ class Generator(nn.Module):
             f"A {self.family} generator cannot vary given images: that needs an image-conditioned "
             f"generator ({', '.join(varying) or 'none is installed'})."
         )
+
+    # ------------------------------------------------- the class of an image given without one
+    def label_inference_problem(self, method: str = "head") -> str | None:
+        """One sentence saying why ``infer_labels(images, method)`` cannot work; None if it can."""
+        return inference_problem(self, method)
+
+    @property
+    def can_infer_labels(self) -> bool:
+        """True when a conditional generator can infer the class of an unlabelled image."""
+        return self.conditional and self.label_inference_problem() is None
+
+    @torch.no_grad()
+    def infer_labels(self, images: Tensor, method: str = "head") -> Tensor:
+        """Images (B, C, H, W) in [0, 1] -> the class each most likely shows, (B,) long.
+
+        ``method`` is ``"head"`` (the class head trained with the generator, one encoder pass)
+        or ``"reconstruction"`` (the class whose encode -> decode round trip fits best, one pass
+        per class); see :mod:`genaug.models.labels`. Raises a one-sentence GenaugError naming the
+        fix where inference is impossible (no encoder, a checkpoint without a head).
+        """
+        problem = self.label_inference_problem(method)
+        if problem is None and not self.conditional:
+            problem = f"This {self.family} generator is unconditional: it takes no class to infer."
+        if problem:
+            raise GenaugError(problem)
+        shape = (self.channels, self.image_size, self.image_size)
+        if not torch.is_tensor(images) or images.ndim != 4 or tuple(images.shape[1:]) != shape:
+            got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+            raise GenaugError(
+                f"infer_labels takes float images (B, {', '.join(map(str, shape))}) in [0, 1], "
+                f"got {got}; convert them to the generator's size first."
+            )
+        images = images.to(self.device, torch.float32)
+        if method == "head":
+            return self.class_logits(images).argmax(dim=1)
+        return reconstruction_labels(self, images, self.reconstruction_cost)
+
+    def class_logits(self, images: Tensor) -> Tensor:
+        """Images (B, C, H, W) in [0, 1] -> the class head's logits (B, num_classes)."""
+        raise GenaugError(self.label_inference_problem() or f"A {self.family} has no class head.")
+
+    def reconstruction_cost(self, images: Tensor, encoding: Encoding, labels: Tensor) -> Tensor:
+        """Per-image cost (B,) of ``images`` encoded as ``encoding`` and decoded with ``labels``."""
+        raise GenaugError(self.label_inference_problem("reconstruction") or "Not supported.")
 
     @torch.no_grad()
     def sample(

@@ -10,6 +10,10 @@ encoder to invert the decoder:
 Both are means over dimensions (latent dimensions, pixels). Encoder and decoder share the
 generator's optimizer. Once trained, ``encode`` maps real images to latents that ``decode`` turns
 back into similar images, which is what encode -> jitter -> decode augmentation needs.
+
+A conditional C-GAN also trains a class head (:mod:`genaug.models.labels`) on its encoder's
+features of label-free images, so it can condition on the class it infers when handed an image
+alone.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from genaug.models.base import (
     stage_widths,
 )
 from genaug.models.gan import GAN, downsampling_stack
+from genaug.models.labels import ClassHead, frozen_features, head_loss, label_free_input
 from genaug.models.registry import register
 
 
@@ -59,6 +64,8 @@ class CGAN(GAN):
     Args:
         cycle_weight: weight of the latent cycle loss ``mean((E(G(z)) - z)^2)``.
         recon_weight: weight of the reconstruction loss ``mean(|G(E(x)) - x|)`` on real images.
+        class_head: with ``num_classes``, train a class head so that ``infer_labels`` works
+            (recorded as False for an unconditional C-GAN and for checkpoints written before it).
     """
 
     family = "cgan"
@@ -66,6 +73,7 @@ class CGAN(GAN):
     # A step costs about 1.5 GAN steps (encoder passes); on digits the C-GAN reaches the GAN's
     # conditional accuracy in fewer steps, so its default budget is smaller.
     default_steps = 1500
+    legacy_args = {"class_head": False}
 
     def __init__(
         self,
@@ -81,7 +89,9 @@ class CGAN(GAN):
         discriminator_lr_ratio: float = 1.0,
         cycle_weight: float = 1.0,
         recon_weight: float = 1.0,
+        class_head: bool = True,
     ) -> None:
+        class_head = bool(class_head) and num_classes > 0
         super().__init__(
             image_size=image_size,
             channels=channels,
@@ -93,15 +103,35 @@ class CGAN(GAN):
             diff_augment=diff_augment,
             discriminator_lr_ratio=discriminator_lr_ratio,
         )
-        self.config.update(cycle_weight=cycle_weight, recon_weight=recon_weight)
+        self.config.update(
+            cycle_weight=cycle_weight, recon_weight=recon_weight, class_head=class_head
+        )
         self.cycle_weight = float(cycle_weight)
         self.recon_weight = float(recon_weight)
         self.encoder = ImageEncoder(channels, num_classes, image_size, width, latent_dim)
+        # Class head: encoder features (B, widths[-1] * 16) of a label-free image -> (B, K) logits.
+        features = self.encoder.to_latent.in_features
+        self.class_head = ClassHead(features, num_classes) if class_head else None
 
     def encode(self, images: Tensor, labels: Tensor | None = None) -> Encoding:
         labels = labels if self.conditional else None
         mean = self.encoder(images, labels)  # (B, latent_dim)
         return Encoding(mean, torch.ones_like(mean))
+
+    def class_logits(self, images: Tensor) -> Tensor:
+        if self.class_head is None:
+            return super().class_logits(images)
+        # The encoder's features of the image with all-zero label planes, frozen (see labels.py).
+        stack = self.encoder.features
+        features = frozen_features(
+            stack, lambda: stack(label_free_input(images, self.num_classes)).flatten(1)
+        )
+        return self.class_head(features)
+
+    def reconstruction_cost(self, images: Tensor, encoding: Encoding, labels: Tensor) -> Tensor:
+        # The reconstruction loss the C-GAN trains on, per image: mean |G(E(x, c), c) - x|.
+        recon = self.decode(encoding.mean, labels).float()
+        return (recon - images.float()).abs().flatten(1).mean(dim=1)
 
     def training_step(
         self,
@@ -127,6 +157,11 @@ class CGAN(GAN):
                 cycle = F.mse_loss(self.encoder(fake, labels).float(), z)
                 recon_loss = F.l1_loss(recon.float(), images.float())
                 total = g_loss + self.cycle_weight * cycle + self.recon_weight * recon_loss
+                head = {}
+                if self.class_head is not None and labels is not None:
+                    # Detached features: the head's loss moves the head alone (see the VAE).
+                    head["head"] = head_loss(self.class_logits(images), labels)
+                    total = total + head["head"]
             optimizers["generator"].zero_grad(set_to_none=True)
             total.backward()
             optimizers["generator"].step()
@@ -136,6 +171,7 @@ class CGAN(GAN):
             "g_loss": g_loss.detach(),
             "cycle": cycle.detach(),
             "recon": recon_loss.detach(),
+            **{k: v.detach() for k, v in head.items()},
             **losses,
         }
 

@@ -119,7 +119,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     config = read_generator_config(directory)
     cls = family_class(config["family"])
     try:
-        model = cls(**config["model_args"])
+        # Arguments added since the checkpoint was written take the value their absence means.
+        model = cls(**{**cls.legacy_args, **config["model_args"]})
     except TypeError as exc:
         raise GenaugError(
             f"{directory / CONFIG_NAME} has model arguments that a {config['family']} generator "

@@ -4,6 +4,9 @@ Objective per image (minimised): ``recon(x, x_hat) + beta * KL(q(z|x, y) || N(0,
 Bernoulli (binary cross-entropy) reconstruction term summed over pixels, the usual choice for
 images in [0, 1]. ``beta = 1`` is the plain ELBO; ``beta > 1`` trades detail for a smoother latent
 space (beta-VAE). Sampling uses the reparameterisation ``z = mu + sigma * eps``.
+
+A conditional VAE also trains a class head (:mod:`genaug.models.labels`) on its encoder's features
+of label-free images, so it can condition on the class it infers when handed an image alone.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from genaug.models.base import (
     one_hot,
     stage_widths,
 )
+from genaug.models.labels import ClassHead, frozen_features, head_loss, label_free_input
 from genaug.models.registry import register
 
 
@@ -36,6 +40,8 @@ class VAE(Generator):
         latent_dim: size of the latent code.
         width: channels of the first stage (doubled per stage, capped at 8x).
         beta: weight of the KL term in the ELBO.
+        class_head: with ``num_classes``, train a class head so that ``infer_labels`` works
+            (recorded as False for an unconditional VAE and for checkpoints written before it).
     """
 
     family = "vae"
@@ -43,6 +49,7 @@ class VAE(Generator):
     default_steps = 3000
     default_batch_size = 64
     default_lr = 1e-3
+    legacy_args = {"class_head": False}
 
     def __init__(
         self,
@@ -53,7 +60,9 @@ class VAE(Generator):
         latent_dim: int = 32,
         width: int = 32,
         beta: float = 1.0,
+        class_head: bool = True,
     ) -> None:
+        class_head = bool(class_head) and num_classes > 0
         super().__init__(
             image_size=image_size,
             channels=channels,
@@ -61,6 +70,7 @@ class VAE(Generator):
             latent_dim=latent_dim,
             width=width,
             beta=beta,
+            class_head=class_head,
         )
         self.beta = float(beta)
         steps = num_resolution_steps(image_size)
@@ -96,6 +106,8 @@ class VAE(Generator):
                 nn.ReLU(inplace=True),
             ]
         self.decoder = nn.Sequential(*up, nn.ConvTranspose2d(decoder_widths[-1], channels, 4, 2, 1))
+        # Class head: encoder features (B, widths[-1] * 16) of a label-free image -> (B, K) logits.
+        self.class_head = ClassHead(widths[-1] * 16, num_classes) if class_head else None
 
     # ------------------------------------------------------------------------------ the model
     def _posterior(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -120,6 +132,23 @@ class VAE(Generator):
     def encode(self, images: Tensor, labels: Tensor | None = None) -> Encoding:
         mean, logvar = self._posterior(images, labels)
         return Encoding(mean, torch.exp(0.5 * logvar))
+
+    def class_logits(self, images: Tensor) -> Tensor:
+        if self.class_head is None:
+            return super().class_logits(images)
+        # The encoder's features of the image with all-zero label planes, frozen (see labels.py).
+        features = frozen_features(
+            self.encoder, lambda: self.encoder(label_free_input(images, self.num_classes))
+        )
+        return self.class_head(features)
+
+    def reconstruction_cost(self, images: Tensor, encoding: Encoding, labels: Tensor) -> Tensor:
+        # The negative ELBO per image at the posterior mean: BCE summed over pixels + beta * KL.
+        logits = self.decode_logits(encoding.mean, labels).float()
+        recon = F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none")
+        mean, scale = encoding.mean.float(), encoding.scale.float()
+        kl = 0.5 * (mean.pow(2) + scale.pow(2) - 1 - 2 * scale.log()).sum(dim=1)
+        return recon.flatten(1).sum(dim=1) + self.beta * kl
 
     def elbo_terms(self, images: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
         """Batch-mean reconstruction and KL terms (per image, summed over pixels / latents)."""
@@ -147,11 +176,17 @@ class VAE(Generator):
         optimizer = optimizers["vae"]
         with autocast():
             terms = self.elbo_terms(images, labels)
-        loss = terms["recon"] + self.beta * terms["kl"]
+            loss = terms["recon"] + self.beta * terms["kl"]
+            total = loss
+            if self.class_head is not None and labels is not None:
+                # The head learns from detached features: its loss moves the head alone, so the
+                # VAE's updates are unchanged (and a weight would only rescale what Adam rescales).
+                terms["head"] = head_loss(self.class_logits(images), labels)
+                total = loss + terms["head"]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         optimizer.step()
-        return {"loss": loss.detach(), "recon": terms["recon"].detach(), "kl": terms["kl"].detach()}
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
 
 
 @register

@@ -1,0 +1,121 @@
+"""The class of an image, for a conditional generator that is handed the image alone.
+
+``ImageFolder(transform=...)``, a bare tensor, ``A.Compose`` without a label key: many pipelines
+give a transform no label. A conditional generator then conditions on the class it infers. Two
+ways are offered, both measured on the digits test split (``benchmarks/experiments/
+infer_labels.py``):
+
+- ``"head"`` (the default): a small class head reads the encoder's features of the image
+  encoded *without* a label (zero label planes) and is trained with the generator, on features
+  detached from it, so the generator's own weights and updates do not change. One encoder pass.
+- ``"reconstruction"``: the class whose encode -> decode round trip reconstructs the image best
+  (for a VAE, the highest ELBO). Needs no head, but one encoder and one decoder pass per class.
+
+Families without an encoder (the GAN) cannot infer classes; :func:`inference_problem` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from genaug.errors import GenaugError
+
+METHODS = ("head", "reconstruction")
+#: Hidden width of the class head's MLP.
+HEAD_HIDDEN = 128
+
+
+class ClassHead(nn.Module):
+    """Encoder features (B, F) -> class logits (B, K): a one-hidden-layer MLP.
+
+    Its initialisation leaves the global RNG as it found it, so a generator with a head trains
+    on the same noise, and to the same weights, as the same generator without one.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, hidden: int = HEAD_HIDDEN) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            self.net = nn.Sequential(
+                nn.Linear(in_features, hidden),
+                nn.ReLU(inplace=True),
+                nn.Linear(hidden, num_classes),
+            )
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.net(features.float())  # (B, K) logits; float under autocast too
+
+
+def label_free_input(images: Tensor, num_classes: int) -> Tensor:
+    """Images (B, C, S, S) in [0, 1] -> the encoder's input without a label: centred images and
+    all-zero label planes (B, C + K, S, S), the encoder's "no class" input."""
+    x = images * 2 - 1
+    b, _, h, w = x.shape
+    return torch.cat([x, x.new_zeros(b, num_classes, h, w)], dim=1)
+
+
+def frozen_features(encoder: nn.Module, features: Callable[[], Tensor]) -> Tensor:
+    """Run ``features()`` with ``encoder`` in eval mode and without gradients, then restore it.
+
+    The head learns from what the encoder gives at inference (BatchNorm on running statistics),
+    and neither the encoder's weights nor its BatchNorm statistics see the label-free pass.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            return features().detach()
+    finally:
+        encoder.train(was_training)
+
+
+def head_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of the head's logits (B, K) against the true labels (B,), a float scalar."""
+    return F.cross_entropy(logits.float(), labels.long())
+
+
+def inference_problem(model: nn.Module, method: str = "head") -> str | None:
+    """One sentence saying why ``model`` cannot infer classes with ``method``; None when it can."""
+    if method not in METHODS:
+        raise GenaugError(
+            f"Unknown label-inference method {method!r}; use one of {', '.join(METHODS)}."
+        )
+    family = getattr(model, "family", type(model).__name__)
+    if not model.conditional:
+        return None  # nothing to infer: an unconditional generator takes no class
+    if not model.has_encoder:
+        return (
+            f"This conditional {family} generator has no encoder, so it cannot infer the class of "
+            "an image given without a label; pass labels with the images, train a family with "
+            "an encoder (vae or cgan), or train with --unlabeled."
+        )
+    if method == "head" and getattr(model, "class_head", None) is None:
+        return (
+            f"This conditional {family} checkpoint has no class head (it was trained by an older "
+            "genaug), so it cannot infer the class of an image given without a label; retrain it "
+            "with this genaug, pass labels with the images, or train with --unlabeled."
+        )
+    return None
+
+
+@torch.no_grad()
+def reconstruction_labels(
+    model: nn.Module, images: Tensor, cost: Callable[[Tensor, Any, Tensor], Tensor]
+) -> Tensor:
+    """The class whose round trip fits each image best: (B, C, S, S) -> (B,) long.
+
+    For every class ``c``, ``cost(images, encoding, labels)`` (B,) is the family's cost of the
+    images encoded with class ``c`` (an :class:`~genaug.models.base.Encoding`) and decoded from
+    the posterior mean with class ``c``; the class of least cost wins.
+    """
+    b = images.shape[0]
+    costs = images.new_empty(b, model.num_classes, dtype=torch.float32)
+    for c in range(model.num_classes):
+        labels = torch.full((b,), c, dtype=torch.long, device=images.device)
+        encoding = model.encode(images, labels)
+        costs[:, c] = cost(images, encoding, labels).float()
+    return costs.argmin(dim=1)

@@ -1,0 +1,175 @@
+"""A conditional generator infers the class of an image handed to it without a label.
+
+Real data (scikit-learn digits at 16 px), real training (the one loop), tiny models.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from genaug import load_generator, save_generator
+from genaug.data import train_test_split
+from genaug.errors import GenaugError
+from genaug.models import create_generator
+from genaug.train import train
+
+
+@pytest.fixture(scope="module")
+def split(digits16):
+    return train_test_split(digits16, 0.3, 0)
+
+
+@pytest.fixture(scope="module")
+def trained_vae(split, tmp_path_factory):
+    """test_vae trained on the digits training split, head included (~10 s on 2 busy cores)."""
+    from genaug.train import TrainConfig
+
+    config = TrainConfig(
+        model="test_vae",
+        out=str(tmp_path_factory.mktemp("vae") / "run"),
+        image_size=16,
+        steps=300,
+        batch_size=64,
+        checkpoint_every=300,
+        log_every=50,
+        device="cpu",
+        progress=False,
+    )
+    return train(config, dataset=split[0])
+
+
+def fresh_vae():
+    torch.manual_seed(0)
+    return create_generator("test_vae", image_size=16, channels=1, num_classes=10).eval()
+
+
+def accuracy(model, dataset, method: str) -> float:
+    labels = model.infer_labels(dataset.float_images(), method)
+    assert labels.dtype == torch.long and labels.shape == (len(dataset),)
+    return (labels == dataset.targets).float().mean().item()
+
+
+# --------------------------------------------------------------------------- what works
+@pytest.mark.slow
+def test_head_infers_held_out_digits(trained_vae, split):
+    model = trained_vae.model
+    assert model.can_infer_labels and model.config["class_head"] is True
+    assert "head" in trained_vae.losses  # the loop logs the head's loss with the ELBO terms
+    # Chance is 0.1; both ways must find most held-out digits' classes.
+    assert accuracy(model, split[1], "head") > 0.7
+    assert accuracy(model, split[1], "reconstruction") > 0.5
+
+
+def test_inference_leaves_the_model_as_it_was(split):
+    model = fresh_vae()
+    images = split[1].float_images()[:8]
+    model.train()
+    try:
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        first = model.infer_labels(images)
+        assert model.training and model.encoder.training  # mode restored
+        after = model.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics untouched
+        assert torch.equal(first, model.infer_labels(images))
+    finally:
+        model.eval()
+    # Per image, not per batch: one image alone gets the class it gets in a batch.
+    assert torch.equal(model.infer_labels(images[3:4]), first[3:4])
+
+
+@pytest.mark.parametrize("name", ["test_vae", pytest.param("test_cgan", marks=pytest.mark.slow)])
+def test_the_head_does_not_change_the_generator(name, split, tiny_config, tmp_path):
+    """The head learns from detached features: the generator trains exactly as without it."""
+    common = dict(steps=3, batch_size=16, checkpoint_every=3)
+    dataset = split[0]
+    with_head = train(
+        tiny_config(name, out=str(tmp_path / "with"), **common), dataset=dataset
+    ).model
+    without = train(
+        tiny_config(
+            name, out=str(tmp_path / "without"), model_args={"class_head": False}, **common
+        ),
+        dataset=dataset,
+    ).model
+    assert with_head.class_head is not None and without.class_head is None
+    theirs = without.state_dict()
+    mine = {k: v for k, v in with_head.state_dict().items() if not k.startswith("class_head.")}
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_checkpoint_keeps_the_head(split, tmp_path):
+    model = fresh_vae()
+    folder = save_generator(model, tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_args"]["class_head"] is True
+    assert any(k.startswith("class_head.") for k in load_file(str(folder / "model.safetensors")))
+    loaded = load_generator(folder)
+    images = split[1].float_images()[:32]
+    assert torch.equal(loaded.class_logits(images), model.class_logits(images))
+
+
+def test_unconditional_generators_have_no_head(tiny_config, split):
+    result = train(tiny_config(unlabeled=True), dataset=split[0])
+    model = result.model
+    assert model.class_head is None and model.config["class_head"] is False
+    assert "head" not in result.losses
+    assert not model.can_infer_labels and model.label_inference_problem() is None
+    with pytest.raises(GenaugError, match="unconditional"):
+        model.infer_labels(torch.rand(2, 1, 16, 16))
+
+
+def test_cgan_infers_through_both_ways(split):
+    model = create_generator("test_cgan", image_size=16, channels=1, num_classes=10).eval()
+    images = split[1].float_images()[:5]
+    for method in ("head", "reconstruction"):
+        labels = model.infer_labels(images, method)
+        assert labels.shape == (5,) and labels.dtype == torch.long
+        assert int(labels.min()) >= 0 and int(labels.max()) < 10
+
+
+# --------------------------------------------------------------------------- bad input
+def test_old_checkpoint_without_head_loads_and_says_so(tmp_path):
+    folder = save_generator(fresh_vae(), tmp_path / "old")
+    # Make it what an older genaug wrote: no class_head argument, no head weights.
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["model_args"]["class_head"]
+    config_path.write_text(json.dumps(config))
+    weights = folder / "model.safetensors"
+    tensors = load_file(str(weights))
+    save_file({k: v for k, v in tensors.items() if not k.startswith("class_head.")}, str(weights))
+
+    old = load_generator(folder)
+    assert old.conditional and old.class_head is None and not old.can_infer_labels
+    problem = old.label_inference_problem()
+    assert "no class head" in problem and "retrain" in problem and "--unlabeled" in problem
+    with pytest.raises(GenaugError, match="no class head") as info:
+        old.infer_labels(torch.rand(2, 1, 16, 16))
+    assert str(info.value).count(". ") == 0  # one sentence
+    # Reconstruction needs no head: still possible when asked for by name.
+    assert old.infer_labels(torch.rand(2, 1, 16, 16), "reconstruction").shape == (2,)
+
+
+def test_gan_cannot_infer_and_names_the_fixes():
+    gan = create_generator("test_gan", image_size=16, channels=1, num_classes=10).eval()
+    assert not gan.can_infer_labels
+    for method in ("head", "reconstruction"):
+        with pytest.raises(GenaugError, match="no encoder") as info:
+            gan.infer_labels(torch.rand(2, 1, 16, 16), method)
+        message = str(info.value)
+        assert "pass labels" in message and "vae or cgan" in message and "--unlabeled" in message
+
+
+def test_bad_images_and_methods_are_named():
+    model = create_generator("test_vae", image_size=16, channels=1, num_classes=10).eval()
+    with pytest.raises(GenaugError, match=r"\(B, 1, 16, 16\).*\(2, 3, 16, 16\)"):
+        model.infer_labels(torch.rand(2, 3, 16, 16))
+    with pytest.raises(GenaugError, match="got list"):
+        model.infer_labels([[0.0]])
+    with pytest.raises(GenaugError, match="'nearest'.*head, reconstruction"):
+        model.infer_labels(torch.rand(2, 1, 16, 16), "nearest")
