@@ -47,3 +47,27 @@ def tiny_config(tmp_path):
         return TrainConfig(**values)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def seen_dagan(digits16, tmp_path_factory):
+    """A test_dagan trained a few steps on digits classes 0-4 only (16 px), and its checkpoint:
+    classes 5-9 are ones it never saw. Returns ``(model, checkpoint_dir)``."""
+    from genaug.train import train
+
+    seen = digits16.subset(torch.nonzero(digits16.targets < 5).squeeze(1))
+    config = TrainConfig(
+        model="test_dagan",
+        data="digits",
+        out=str(tmp_path_factory.mktemp("dagan") / "run"),
+        image_size=16,
+        steps=6,
+        batch_size=16,
+        checkpoint_every=6,
+        log_every=3,
+        device="cpu",
+        progress=False,
+    )
+    torch.manual_seed(0)
+    result = train(config, dataset=seen)
+    return result.model.eval(), result.checkpoint

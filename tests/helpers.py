@@ -279,6 +279,8 @@ def make_generator(
 
 def family_modes(model: Any) -> list[str]:
     """The modes a generator can do (resample only when conditional, for labelled tests)."""
+    if model.image_conditioned:
+        return ["vary"]
     modes = ["perturb"] if model.has_encoder else []
     if model.conditional:
         modes.append("resample")

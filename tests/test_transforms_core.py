@@ -65,6 +65,14 @@ def test_check_transform_every_host_family_mode(host, name, mode, dtype):
     assert changed, "the transform left every image as it was"
 
 
+def test_every_mode_is_in_the_shared_check():
+    """Completeness guard: a mode that no test generator runs through check_transform fails."""
+    from genaug.transforms.checks import MODES
+
+    checked = {mode for _, _, mode, _ in CASES}
+    assert not set(MODES) - checked, f"modes without a shared check: {set(MODES) - checked}"
+
+
 def test_every_exported_transform_has_a_host():
     """Completeness guard: an exported transform without a check_transform host fails here."""
     import genaug.transforms.torchvision as tv_module
@@ -101,6 +109,8 @@ def test_public_api_is_re_exported():
 def test_auto_picks_the_best_mode_the_family_supports(name):
     model = make_generator(name)
     expected = "perturb" if model.has_encoder else "resample"
+    if model.image_conditioned:
+        expected = "vary"
     assert GenerativeAugment(model).mode == expected
 
 
@@ -140,8 +150,7 @@ def test_p_is_drawn_per_image(name):
 @pytest.mark.parametrize("name", TEST_MODELS)
 def test_each_image_gets_its_own_noise(name):
     model = make_generator(name)
-    mode = "perturb" if model.has_encoder else "resample"
-    aug = GenerativeAugment(model, mode=mode, p=1.0, seed=0)
+    aug = GenerativeAugment(model, mode=family_modes(model)[0], p=1.0, seed=0)
     image = torch.rand(1, 1, 16, 16)
     out = aug(image.repeat(4, 1, 1, 1), torch.full((4,), 3))
     assert not torch.equal(out[0], out[1]) and not torch.equal(out[2], out[3])

@@ -17,20 +17,22 @@ TEST_MODELS = list_generators("test_")
 
 
 @pytest.mark.parametrize("name", TEST_MODELS)
-def test_deterministic_by_index_and_class_balanced(name):
+def test_deterministic_by_index_and_class_balanced(name, digits16):
     model = make_generator(name)
-    data = SyntheticDataset(model, n_per_class=3, seed=4)
+    # An image-conditioned generator varies real images: exemplars of the 10 digits.
+    extra = {"exemplars": digits16.subset(range(20))} if model.image_conditioned else {}
+    data = SyntheticDataset(model, n_per_class=3, seed=4, **extra)
     assert len(data) == 30
     labels = [data[i][1] for i in range(len(data))]
     assert torch.bincount(torch.tensor(labels)).tolist() == [3] * 10
     image, label = data[13]
     assert image.shape == (1, 16, 16) and image.dtype == torch.float32 and label == 3
-    again = SyntheticDataset(make_generator(name), n_per_class=3, seed=4)
+    again = SyntheticDataset(make_generator(name), n_per_class=3, seed=4, **extra)
     assert torch.equal(again[13][0], image)
     batched = data.__getitems__([29, 13, 0])
     assert torch.allclose(batched[1][0], image, atol=1e-6) and batched[1][1] == 3  # float noise
     assert torch.equal(data[-1][0], data[29][0])
-    assert not torch.equal(SyntheticDataset(model, 3, seed=5)[13][0], image)
+    assert not torch.equal(SyntheticDataset(model, 3, seed=5, **extra)[13][0], image)
 
 
 def test_unconditional_generators_give_unknown_labels():

@@ -90,7 +90,11 @@ class GenerativeStage:
     def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         if self.augment.p <= 0.0:
             return images, labels
-        return self.augment(images, labels), labels
+        if self.step.chain == 1:
+            return self.augment(images, labels), labels
+        # A chain of variations (mode vary): one draw holds every link's noise.
+        params = self.augment.make_params(images, labels, chain=self.step.chain)
+        return self.augment(images, labels, params=params), labels
 
 
 class RecipePipeline:

@@ -8,7 +8,7 @@ A condition is a name; ``+`` combines parts:
   the label: off for digit datasets, where a mirrored 2 is no 2), ``affine`` (rotation 15 deg,
   translation 10%, scale 0.9-1.1, shear 10 deg), ``trivialaugment`` (TrivialAugmentWide) and
   ``randaugment`` (RandAugment, 2 ops at magnitude 9).
-- generative parts: a registered generator name (``vae``, ``gan``, ``cgan``, ``test_vae``...) with
+- generative parts: a registered generator name (``vae``, ``gan``, ``cgan``, ``dagan``...) with
   its mode, p (the share of images replaced by generated ones in each batch), strength,
   schedule of p and order against the classic parts; defaults come from the benchmark config and
   may be overridden inline after ``@``: ``vae@p=0.3,strength=0.8,order=classic-first``.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genaug.errors import GenaugError
-from genaug.transforms.checks import SPACES, WALKS
+from genaug.transforms.checks import SPACES, WALKS, check_count
 from genaug.transforms.walk import NeighbourWalk
 
 __all__ = [
@@ -57,9 +57,10 @@ class AugmentSettings:
     condition's inline overrides (``vae@mode=neighbour,hops=6``) are these fields.
 
     Attributes:
-        mode: ``auto``, ``perturb``, ``resample``, ``interpolate`` or ``neighbour`` (walks
+        mode: ``auto``, ``perturb``, ``resample``, ``interpolate``, ``neighbour`` (walks
             toward the nearest images of the generator's training data: the pool's images for
-            a ``pool`` generator, whose labels are never read).
+            a ``pool`` generator, whose labels are never read) or ``vary`` (an image-conditioned
+            generator such as ``dagan``, e.g. from ``checkpoint:PATH``; what ``auto`` picks).
         p: share of each batch replaced by generated images (drawn per image).
         strength: the mode's magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
         schedule: ``constant`` p; ``decay`` from p to 0 over training; ``warmup`` from 0 to p.
@@ -80,6 +81,8 @@ class AugmentSettings:
             bank image instead of the bank image itself).
         backtrack: for mode ``neighbour``, whether a hop may step straight back to where it
             came from (``backtrack=0``: it takes the next nearest neighbour instead).
+        chain: for mode ``vary``, how many times the generator is applied (a chain of
+            variations, each link varying the last; 1: one variation).
     """
 
     mode: str = "auto"
@@ -95,6 +98,15 @@ class AugmentSettings:
     space: str = "latent"
     jitter: float = 0.0
     backtrack: bool = True
+    chain: int = 1
+
+    def __post_init__(self) -> None:
+        check_count(self.chain, "chain")
+        if self.chain != 1 and self.mode not in ("auto", "vary"):
+            raise GenaugError(
+                f"chain applies the generator several times in mode 'vary', not in mode "
+                f"{self.mode!r}; use chain=1."
+            )
 
     def settings(self) -> dict[str, Any]:
         """The augmentation fields as a dict."""
@@ -162,7 +174,7 @@ class Recipe:
 
 
 def _parse_value(key: str, text: str, condition: str) -> Any:
-    if key in ("k", "hops"):
+    if key in ("k", "hops", "chain"):
         if not text.isdigit() or int(text) < 1:
             raise GenaugError(
                 f"condition {condition!r}: {key}={text!r} must be a whole number >= 1, e.g. "

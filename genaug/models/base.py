@@ -156,16 +156,6 @@ class Generator(nn.Module):
             f"use a family that can ({', '.join(encoders)})."
         )
 
-    def vary(
-        self, images: Tensor, strength: float = 1.0, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """Images (B, C, H, W) in [0, 1] -> variations of them, same shape (image-conditioned)."""
-        varying = [name for name, cls in sorted(_FAMILIES.items()) if cls.image_conditioned]
-        raise GenaugError(
-            f"A {self.family} generator cannot vary given images: that needs an image-conditioned "
-            f"generator ({', '.join(varying) or 'none is installed'})."
-        )
-
     # ------------------------------------------------- the class of an image given without one
     def label_inference_problem(self, method: str = "head") -> str | None:
         """One sentence saying why ``infer_labels(images, method)`` cannot work; None if it can."""
@@ -209,6 +199,24 @@ class Generator(nn.Module):
     def reconstruction_cost(self, images: Tensor, encoding: Encoding, labels: Tensor) -> Tensor:
         """Per-image cost (B,) of ``images`` encoded as ``encoding`` and decoded with ``labels``."""
         raise GenaugError(self.label_inference_problem("reconstruction") or "Not supported.")
+
+    def vary(
+        self,
+        images: Tensor,
+        strength: float = 1.0,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """Images (B, C, H, W) in [0, 1] -> variations of them, same shape (image-conditioned).
+
+        The noise is ``strength * noise``, with ``noise`` (B, latent_dim) ~ N(0, I) drawn from
+        ``generator`` unless given (the transforms draw it up front, to replay a call).
+        """
+        varying = [name for name, cls in sorted(_FAMILIES.items()) if cls.image_conditioned]
+        raise GenaugError(
+            f"A {self.family} generator cannot vary given images: that needs an image-conditioned "
+            f"generator ({', '.join(varying) or 'none is installed'})."
+        )
 
     @torch.no_grad()
     def sample(

@@ -209,16 +209,30 @@ class DAGAN(Generator):
 
     @torch.no_grad()
     def vary(
-        self, images: Tensor, strength: float = 1.0, generator: torch.Generator | None = None
+        self,
+        images: Tensor,
+        strength: float = 1.0,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
     ) -> Tensor:
         """Variations (B, C, S, S) float32 in [0, 1] of images (B, C, S, S) in [0, 1].
 
         The noise is ``strength * N(0, I)``: 1 is the spread training saw, 0 the central
         variation, values above 1 extrapolate. ``generator`` (on the model's device) makes the
-        noise reproducible. Works for any class, including ones the model never saw.
+        noise reproducible; ``noise`` (B, latent_dim) gives it instead (then ``generator`` is
+        unused). Works for any class, including ones the model never saw.
         """
         images = self.check_exemplars(images)
-        z = torch.randn(images.shape[0], self.latent_dim, generator=generator, device=self.device)
+        b = images.shape[0]
+        if noise is None:
+            z = torch.randn(b, self.latent_dim, generator=generator, device=self.device)
+        elif tuple(noise.shape) != (b, self.latent_dim):
+            raise GenaugError(
+                f"noise must be shaped ({b}, {self.latent_dim}) for {b} images, got "
+                f"{tuple(noise.shape)}."
+            )
+        else:
+            z = noise.to(self.device)
         return self.generate(images, z * float(strength)).float()
 
     def check_exemplars(self, images: Tensor) -> Tensor:

@@ -24,19 +24,32 @@ _EXTRA = {"interpolate": ("mix", "partner"), "neighbour": ("mix", "choice")}
 
 
 def draw_params(
-    mode: str, p: float, prepared: Prepared, bank: LatentBank | None, rng: torch.Generator
+    mode: str,
+    p: float,
+    prepared: Prepared,
+    bank: LatentBank | None,
+    rng: torch.Generator,
+    chain: int = 1,
 ) -> dict[str, Tensor]:
     """Draw the parameters of one call from ``rng`` (on its device).
 
-    ``apply`` (B,) bool: transform this image (probability ``p``); ``noise`` (B, latent_dim);
+    ``apply`` (B,) bool: transform this image (probability ``p``); ``noise`` (B, latent_dim)
+    (for ``vary`` with a ``chain`` of L > 1 variations, (B, L, latent_dim): one per link);
     for ``interpolate`` also ``mix`` (B,) uniform and ``partner`` (B,) index of a same-class
     image; for ``neighbour`` ``mix`` (B,) (all ones for a whole walk) and ``choice``
     (B, hops) which of the ``k`` neighbours each hop takes.
     """
     n, device = prepared.batch.shape[0], rng.device
+    if chain != 1 and mode != "vary":
+        raise GenaugError(
+            f"chain applies the generator several times in mode 'vary', not in mode {mode!r}; "
+            "use chain=1."
+        )
+    latent = prepared.model.latent_dim
+    shape = (n, latent) if chain == 1 else (n, chain, latent)
     params = {
         "apply": torch.rand(n, generator=rng, device=device) < p,  # (B,)
-        "noise": torch.randn(n, prepared.model.latent_dim, generator=rng, device=device),
+        "noise": torch.randn(*shape, generator=rng, device=device),
     }
     if mode == "interpolate":
         params["mix"] = torch.rand(n, generator=rng, device=device)  # (B,)
@@ -59,7 +72,11 @@ def check_params(params: Any, mode: str, n: int, latent_dim: int) -> None:
             "params must be the dict that make_params returned (or last_params), "
             f"got {type(params).__name__}."
         )
-    if params["apply"].shape != (n,) or params["noise"].shape != (n, latent_dim):
+    noise = params["noise"]
+    chained = mode == "vary" and noise.ndim == 3 and noise.shape[1] >= 1  # (B, L, latent_dim)
+    if chained and noise.shape[2] == latent_dim:
+        noise = noise[:, 0]
+    if params["apply"].shape != (n,) or noise.shape != (n, latent_dim):
         raise GenaugError(
             f"params were drawn for {params['apply'].shape[0]} images but the batch holds "
             f"{n}; draw them for this batch with make_params."
@@ -93,6 +110,8 @@ def generate(
         return kernel(model, pick(work), pick(classes), pick(noise), strength, reconstruct)
     if mode == "resample":
         return kernel(model, pick(classes), pick(noise), strength)
+    if mode == "vary":  # noise (B, latent_dim), or (B, L, latent_dim) for a chain of L
+        return kernel(model, pick(work), pick(noise), strength)
     if mode == "neighbour":
         assert bank is not None
         choice, mix = pick(params["choice"].to(device)), pick(params["mix"].to(device))

@@ -63,8 +63,9 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
 
     Args:
         generator: a checkpoint path (serialisable), or a Generator (not serialisable).
-        mode: ``auto``, ``perturb``, ``resample``, ``interpolate`` or ``neighbour``; stored resolved, so a
-            saved pipeline does the same thing when loaded.
+        mode: ``auto``, ``perturb``, ``resample``, ``interpolate``, ``neighbour`` or ``vary`` (an
+            image-conditioned generator such as a DAGAN); stored resolved, so a saved pipeline
+            does the same thing when loaded.
         strength: magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
         label_key: the keyword the class label comes in (``pipeline(image=img, label=3)``);
             needed for a conditional generator. With ``images=`` give a sequence of labels.

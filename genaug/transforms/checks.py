@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from genaug.errors import GenaugError
+from genaug.models.base import family_class, list_families
 
-MODES = ("perturb", "resample", "interpolate", "neighbour")
+MODES = ("perturb", "resample", "interpolate", "neighbour", "vary")
 WALKS = ("partway", "whole")  # how far a neighbour walk goes: t ~ U(0, strength), or t = strength
 #: Where a walk's nearest neighbours (and a guide's label propagation) are found: the generator's
 #: latent space, or the raw pixels at the generator's size (the walk itself is always latent).
@@ -20,8 +21,22 @@ SPACES = ("latent", "pixels")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
-def supported_modes(has_encoder: bool, conditional: bool) -> list[str]:
-    """The modes a generator can do: ``perturb`` and ``interpolate`` need an encoder."""
+def image_conditioned_families() -> list[str]:
+    """The registered families that vary given images (mode ``vary``), e.g. ``dagan``."""
+    return [name for name in list_families() if family_class(name).image_conditioned]
+
+
+def _is_image_conditioned(family: str) -> bool:
+    return family in list_families() and family_class(family).image_conditioned
+
+
+def supported_modes(
+    has_encoder: bool, conditional: bool, image_conditioned: bool = False
+) -> list[str]:
+    """The modes a generator can do: ``perturb`` and ``interpolate`` need an encoder; an
+    image-conditioned generator does ``vary`` only."""
+    if image_conditioned:
+        return ["vary"]
     modes = ["perturb"] if has_encoder else []
     modes.append("resample" if conditional else "resample (unlabelled images only)")
     if has_encoder:
@@ -29,16 +44,43 @@ def supported_modes(has_encoder: bool, conditional: bool) -> list[str]:
     return modes
 
 
-def resolve_mode(mode: str, has_encoder: bool, conditional: bool, family: str = "") -> str:
-    """``mode`` checked against what the generator can do; ``auto`` -> the best it supports."""
+def resolve_mode(
+    mode: str,
+    has_encoder: bool,
+    conditional: bool,
+    family: str = "",
+    image_conditioned: bool | None = None,
+) -> str:
+    """``mode`` checked against what the generator can do; ``auto`` -> the best it supports.
+
+    ``image_conditioned``: whether the generator varies given images (None: read from the
+    registered ``family``); such a generator does ``vary`` (what ``auto`` picks) and nothing else.
+    """
     if not isinstance(mode, str) or mode not in (*MODES, "auto"):
         raise GenaugError(f"Unknown generative mode {mode!r}; use one of auto, {', '.join(MODES)}.")
+    if image_conditioned is None:
+        image_conditioned = _is_image_conditioned(family)
+    name = family or "this"
+    if image_conditioned:
+        if mode not in ("auto", "vary"):
+            raise GenaugError(
+                f"A {name} generator is image-conditioned: it makes variations of given images, "
+                f"so it cannot do mode {mode!r}; use mode 'vary' (or auto)."
+            )
+        return "vary"
+    if mode == "vary":
+        can = ", ".join(supported_modes(has_encoder, conditional))
+        raise GenaugError(
+            f"Mode 'vary' needs an image-conditioned generator "
+            f"({', '.join(image_conditioned_families()) or 'none is installed'}), and a {name} "
+            f"generator is not one; use a checkpoint of that family, or one of {can} (or auto)."
+        )
     if mode == "auto":
         return "perturb" if has_encoder else "resample"
     if mode in ("perturb", "interpolate", "neighbour") and not has_encoder:
         can = ", ".join(supported_modes(has_encoder, conditional))
         raise GenaugError(
-            f"A {family or 'this'} generator has no encoder, so it cannot do mode {mode!r}; "
+            f"A {name} generator has no encoder, so it cannot do mode {mode!r}; "
             f"it can do {can} (or auto)."
         )
     return mode
@@ -68,6 +110,12 @@ def check_detail(value: Any, mode: str) -> float:
         raise GenaugError(
             "detail keeps an image's own detail, but mode 'resample' draws new images without "
             "reading them; use detail=0, or an encoder mode (perturb, interpolate, neighbour)."
+        )
+    if detail > 0 and mode == "vary":
+        raise GenaugError(
+            "detail adds back what a generator's reconstruction of the image misses, but mode "
+            "'vary' makes no reconstruction (G(image, 0) is a variation, not the image); use "
+            "detail=0 with vary."
         )
     return detail
 

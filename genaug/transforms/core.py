@@ -12,10 +12,16 @@ Label policy per mode (every mode keeps the label of each image):
 - ``interpolate`` (encoder): decode a point between the latents of two images of one class.
 - ``neighbour`` (encoder, and a bank of other images, typically unlabelled): decode a point
   between the image's latent and that of one of its nearest bank images.
-- ``auto``: ``perturb`` when the generator has an encoder, else ``resample``.
+- ``vary`` (an image-conditioned generator, e.g. a DAGAN): each image becomes ``G(image, z)``,
+  another plausible member of its class; it needs no label, so it works on classes the generator
+  never saw. ``make_params(..., chain=L)`` draws a chain of ``L`` variations (``G`` applied ``L``
+  times). Such a generator does no other mode.
+- ``auto``: ``vary`` for an image-conditioned generator, else ``perturb`` when the generator
+  has an encoder, else ``resample``.
 
 See :mod:`genaug.transforms.functional` for what ``strength`` means in each mode. ``detail``
-(encoder modes) adds back what the generator cannot draw: the image minus its reconstruction.
+(encoder modes) adds back what the generator cannot draw: the image minus its reconstruction;
+``vary`` has no reconstruction, so it refuses ``detail > 0``.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from genaug.transforms._params import check_params, draw_params, generate
 from genaug.transforms.checks import (
     MODES,
     PRECISIONS,
+    check_count,
     check_detail,
     check_fraction,
     check_option,
@@ -63,8 +70,8 @@ class GenerativeAugment(nn.Module):
 
     Args:
         generator: a :class:`~genaug.models.base.Generator`, or a checkpoint path to load (CPU).
-        mode: ``auto``, ``perturb``, ``resample``, ``interpolate`` or ``neighbour`` (see the
-            module docstring).
+        mode: ``auto``, ``perturb``, ``resample``, ``interpolate``, ``neighbour`` or ``vary``
+            (see the module docstring).
         p: probability that each image is transformed (drawn per image).
         strength: magnitude in [0, 1]; its meaning per mode is in :mod:`~.functional`.
         seed: seeds the transform's own random generator; None draws one from torch's global
@@ -116,7 +123,9 @@ class GenerativeAugment(nn.Module):
         self.owner = type(self).__name__  # how error messages name this transform
         self.holder = GeneratorHolder(generator, owner=self.owner)
         model = self.holder.model
-        self.mode = resolve_mode(mode, model.has_encoder, model.conditional, model.family)
+        self.mode = resolve_mode(
+            mode, model.has_encoder, model.conditional, model.family, model.image_conditioned
+        )
         self.p = check_fraction(p, "p")
         self.strength = check_fraction(strength, "strength")
         self.detail = check_detail(detail, self.mode)
@@ -204,21 +213,25 @@ class GenerativeAugment(nn.Module):
         batch: Tensor,
         labels: Tensor | None = None,
         generator: torch.Generator | None = None,
+        chain: int = 1,
     ) -> dict[str, Tensor]:
         """Draw the per-image parameters for ``batch``: a dict of tensors with first dim B.
 
         ``apply`` (B,) bool: transform this image; ``noise`` (B, latent_dim); for
         ``interpolate`` also ``mix`` (B,) uniform and ``partner`` (B,) index of a same-class image;
         for ``neighbour`` ``mix`` (B,) and ``choice`` (B, hops), the neighbour each hop takes.
-        ``generator`` replaces the transform's own random generator for this draw.
+        ``generator`` replaces the transform's own random generator for this draw. ``chain``
+        (mode ``vary``): draw a chain of that many variations, noise (B, chain, latent_dim);
+        ``aug(batch, labels, params=params)`` then applies the generator ``chain`` times.
         """
-        return self._make_params(self._prepare(batch, labels, convert=False), generator)
+        chain = check_count(chain, "chain")
+        return self._make_params(self._prepare(batch, labels, convert=False), generator, chain)
 
     def _make_params(
-        self, prepared: Prepared, generator: torch.Generator | None = None
+        self, prepared: Prepared, generator: torch.Generator | None = None, chain: int = 1
     ) -> dict[str, Tensor]:
         rng = generator if generator is not None else self._random_generator(prepared.model.device)
-        return draw_params(self.mode, self.p, prepared, self.bank, rng)
+        return draw_params(self.mode, self.p, prepared, self.bank, rng, chain)
 
     # ------------------------------------------------------------------ applying
     def forward(

@@ -20,6 +20,11 @@ its arguments. ``strength`` in [0, 1] is the one magnitude knob; its meaning per
   bank brings the variation of real images the labelled set lacks (its nearest images mostly
   share its class: 97% of the 5 nearest on the digits); an image with no neighbour is
   reconstructed.
+- ``vary`` (an image-conditioned generator, e.g. a DAGAN): each image becomes ``G(image, z)``
+  with ``z = strength * noise``, so 1 is the spread of variations training saw and 0 the
+  generator's central variation of the image. A chain of ``L`` variations applies ``G`` ``L``
+  times, each link with its own noise (``noise`` shaped (B, L, latent_dim)). It needs no label
+  and works on classes the generator never saw. It has no reconstruction, so no ``detail``.
 
 The encoder modes (``perturb``, ``interpolate``, ``neighbour``) can also return the decoded
 reconstruction of each image (``reconstruct=True``): the caller adds back the image's detail the
@@ -49,6 +54,7 @@ __all__ = [
     "pick_partners",
     "perturb",
     "resample",
+    "vary",
 ]
 
 
@@ -114,6 +120,24 @@ def resample(generator: Generator, labels: Tensor | None, noise: Tensor, strengt
         (B, C, S, S) in [0, 1].
     """
     return generator.decode(strength * noise, labels)
+
+
+def vary(generator: Generator, images: Tensor, noise: Tensor, strength: float) -> Tensor:
+    """Variations ``G(image, strength * noise)`` of each image, or a chain of them.
+
+    Args:
+        images: (B, C, S, S) in [0, 1].
+        noise: (B, latent_dim) ~ N(0, I) for one variation, or (B, L, latent_dim) for a chain of
+            ``L``: link ``l`` varies the output of link ``l - 1`` with ``noise[:, l]``.
+
+    Returns:
+        (B, C, S, S) float32 in [0, 1].
+    """
+    links = noise.unsqueeze(1) if noise.ndim == 2 else noise  # (B, L, latent_dim)
+    out = images
+    for link in range(links.shape[1]):
+        out = generator.vary(out, strength, noise=links[:, link])
+    return out
 
 
 def interpolate(

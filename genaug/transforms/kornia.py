@@ -22,7 +22,8 @@ It follows Kornia's conventions, not genaug's other adapters', where they differ
   no per-instance generator): ``torch.manual_seed`` repeats a run.
 - ``generate_parameters`` draws everything random before any pixel is read, into tensors with
   one row per image: ``noise`` (B, latent_dim), for ``interpolate`` also ``mix`` and
-  ``partner``, for ``neighbour`` ``mix`` and ``choice``, and ``labels`` when labels were given.
+  ``partner``, for ``neighbour`` ``mix`` and ``choice``, and ``labels`` when labels were given
+  (mode ``vary`` draws only the noise: an image-conditioned generator needs no labels).
   ``apply_transform`` uses them; ``aug(x, params=aug._params)`` replays a call exactly, labels
   included. Kornia's ``batch_prob`` is the per-image ``p`` gate; on the CPU only the images it
   selects are generated.
@@ -101,8 +102,8 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
 
     Args:
         generator: a Generator, or a checkpoint path (pickled copies carry the path).
-        mode: ``auto``, ``perturb``, ``resample``, ``interpolate`` or ``neighbour``, as for
-            :class:`~genaug.transforms.core.GenerativeAugment`.
+        mode: ``auto``, ``perturb``, ``resample``, ``interpolate``, ``neighbour`` or ``vary``,
+            as for :class:`~genaug.transforms.core.GenerativeAugment`.
         p: probability that each image is transformed (Kornia's per-image gate).
         strength: magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
         detail: how much of each image's own detail to keep, in [0, 1] (encoder modes).

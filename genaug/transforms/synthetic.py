@@ -13,10 +13,12 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from genaug.data import ImageDataset, load_dataset
 from genaug.data.convert import convert_channels, resize_images
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
-from genaug.models.sampling import labels_for_indices, sample_indices
+from genaug.models.sampling import labels_for_indices, latents_for_indices, sample_indices
+from genaug.transforms.checks import image_conditioned_families
 
 
 def image_to_pil(image: Tensor) -> Image.Image:
@@ -41,6 +43,7 @@ def export_image_folder(
     ``batch_size`` or ``indices`` (a shard of ``range(n)``) is used. Unconditional generators write
     into ``out_dir/samples/``. Each PNG is written under a temporary name and renamed.
     """
+    _check_samples_from_noise(model)
     out = Path(out_dir)
     names = list(model.class_names) if model.conditional else ["samples"]
     for name in names:
@@ -93,6 +96,15 @@ def export_synthetic_set(
     return out
 
 
+def _check_samples_from_noise(model: Generator) -> None:
+    if model.image_conditioned:
+        raise GenaugError(
+            f"A {model.family} generator makes variations of given images, so it cannot draw "
+            "samples from noise alone; vary real images instead: "
+            "SyntheticDataset(generator, n_per_class, exemplars=dataset)."
+        )
+
+
 def _check_count(value: object, name: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise GenaugError(f"{owner} {name} must be a positive integer, got {value!r}.")
@@ -115,8 +127,16 @@ class SyntheticDataset(Dataset):
         image_size: give the images this size (an int or (H, W)) to match the real data;
             None keeps the generator's.
         channels: 1 or 3 to match the real data (gray <-> RGB); None keeps the generator's.
+        exemplars: for an image-conditioned generator (e.g. a DAGAN), which makes variations of
+            given images and cannot sample from noise: the real images to vary, an
+            :class:`~genaug.data.ImageDataset` or a dataset spec (e.g. the few labelled shots of
+            new classes). Every class of the exemplars then gets ``n_per_class`` variations, its
+            exemplars taken in turn, each labelled with its exemplar's label (unlabelled
+            exemplars: ``n_per_class`` variations in all, label -1). Classes the generator never
+            saw are fine. Other generators take no exemplars.
 
-    Example: ``data = ConcatDataset([real, SyntheticDataset("runs/digits-vae", 50, seed=0)])``.
+    Example: ``data = ConcatDataset([real, SyntheticDataset("runs/digits-vae", 50, seed=0)])``;
+    ``SyntheticDataset("runs/omniglot-dagan", 20, exemplars=shots)`` varies the shots.
     A DataLoader fetches a whole batch in one generator call (``__getitems__``).
     """
 
@@ -127,6 +147,7 @@ class SyntheticDataset(Dataset):
         seed: int = 0,
         image_size: int | tuple[int, int] | None = None,
         channels: int | None = None,
+        exemplars: ImageDataset | str | None = None,
     ) -> None:
         from genaug.models.holder import GeneratorHolder
 
@@ -144,6 +165,12 @@ class SyntheticDataset(Dataset):
         model = self.generator
         if image_size is not None:  # checked once here, with the shared conversion's message
             resize_images(torch.zeros(1, model.channels, 1, 1), image_size)
+        self.exemplars = _check_exemplars(exemplars, model)
+        # Per exemplar class present, the indices of its exemplars (one group when unlabelled).
+        self._groups: list[Tensor] = []
+        if self.exemplars is not None:
+            targets = self.exemplars.targets
+            self._groups = [torch.nonzero(targets == c).squeeze(1) for c in targets.unique()]
 
     @property
     def generator(self) -> Generator:
@@ -151,14 +178,20 @@ class SyntheticDataset(Dataset):
 
     @property
     def num_classes(self) -> int:
-        """Number of classes (0 for an unconditional generator)."""
+        """Number of classes (0 for an unconditional generator; the exemplars' with exemplars)."""
+        if self.exemplars is not None:
+            return self.exemplars.num_classes
         return self.generator.num_classes
 
     @property
     def class_names(self) -> list[str]:
+        if self.exemplars is not None:
+            return list(self.exemplars.class_names)
         return list(self.generator.class_names)
 
     def __len__(self) -> int:
+        if self.exemplars is not None:
+            return self.n_per_class * len(self._groups)
         return self.n_per_class * max(self.num_classes, 1)
 
     def __repr__(self) -> str:
@@ -179,7 +212,10 @@ class SyntheticDataset(Dataset):
         """The images (B, C, H, W) float32 in [0, 1] and labels (B,) of ``indices``, batched."""
         index = torch.tensor([self._index(i) for i in indices], dtype=torch.long)
         model = self.holder.current()
-        images, labels = sample_indices(model, index, self.seed)  # (B, C, S, S) on the CPU
+        if self.exemplars is not None:
+            images, labels = self._vary(model, index)
+        else:
+            images, labels = sample_indices(model, index, self.seed)  # (B, C, S, S) on the CPU
         if self.channels is not None:
             images = convert_channels(images, self.channels)
         if self.image_size is not None:
@@ -187,6 +223,20 @@ class SyntheticDataset(Dataset):
         if labels is None:
             labels = torch.full((len(index),), -1, dtype=torch.long)
         return images, labels
+
+    @torch.no_grad()
+    def _vary(self, model: Generator, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Sample ``i``: a variation of the ``i // groups``-th exemplar (in turn) of group
+        ``i % groups``, with noise seeded by (seed, i) like a sampled image's latent."""
+        groups = len(self._groups)
+        pairs = zip((index % groups).tolist(), (index // groups).tolist())  # (group, turn)
+        rows = torch.stack([self._groups[g][j % len(self._groups[g])] for g, j in pairs])  # (B,)
+        assert self.exemplars is not None
+        exemplars = self.exemplars.images[rows].float() / 255.0  # (B, C, H, W)
+        exemplars = resize_images(convert_channels(exemplars, model.channels), model.image_size)
+        noise = latents_for_indices(index, self.seed, model.latent_dim).to(model.device)
+        images = model.vary(exemplars.to(model.device), 1.0, noise=noise)
+        return images.float().cpu(), self.exemplars.targets[rows].long()
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         images, labels = self.images([index])
@@ -197,6 +247,32 @@ class SyntheticDataset(Dataset):
             return []
         images, labels = self.images(indices)
         return [(image, int(label)) for image, label in zip(images, labels.tolist())]
+
+
+def _check_exemplars(exemplars: Any, model: Generator) -> ImageDataset | None:
+    """The exemplars as an ImageDataset; refused unless the generator is image-conditioned."""
+    if not model.image_conditioned:
+        if exemplars is None:
+            return None
+        raise GenaugError(
+            f"SyntheticDataset takes exemplars only for an image-conditioned generator "
+            f"({', '.join(image_conditioned_families())}); a {model.family} generator samples "
+            "from noise, so drop exemplars=."
+        )
+    if exemplars is None:
+        raise GenaugError(
+            f"A {model.family} generator makes variations of given images, so SyntheticDataset "
+            "needs the real images to vary: pass exemplars= (an ImageDataset or a dataset spec, "
+            "e.g. the labelled shots)."
+        )
+    if isinstance(exemplars, str):
+        exemplars = load_dataset(exemplars, image_size=model.image_size, channels=model.channels)
+    if not isinstance(exemplars, ImageDataset) or len(exemplars) == 0:
+        raise GenaugError(
+            "SyntheticDataset exemplars must be a non-empty ImageDataset or a dataset spec such "
+            f"as 'imagefolder:PATH', got {exemplars!r}."
+        )
+    return exemplars
 
 
 class MixedDataset(Dataset):
