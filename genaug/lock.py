@@ -120,7 +120,10 @@ def hold(folder: str | os.PathLike) -> Path:
             _check_left_behind(folder, holder(folder))
             record = _record()
             atomic_write_json(key / HOLDER_NAME, record)
-        except BaseException:
+        except BaseException:  # refused: leave the folder as it was
+            if before is not None:
+                with contextlib.suppress(OSError):
+                    (key / LOCK_NAME).unlink()
             lock.release()
             raise
         _held[key] = _Held(lock, record, created, before)

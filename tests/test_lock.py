@@ -55,13 +55,9 @@ class OtherProcess:
     """A second Python process that holds folders when asked."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", HOLDER_SCRIPT],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=_env(),
-        )
+        pipe = subprocess.PIPE
+        command = [sys.executable, "-c", HOLDER_SCRIPT]
+        self.process = subprocess.Popen(command, stdin=pipe, stdout=pipe, text=True, env=_env())
         assert self.process.stdout.readline().strip() == "ready"
 
     @property
@@ -86,25 +82,15 @@ def other():
     process.close()
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (lock files too) -> a hash of its bytes and its mtime."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
-        + str(p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every file under ``folder`` (lock files too) -> (hash of its bytes, its mtime)."""
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
+    return {str(p): (hashlib.sha1(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in files}
 
 
 def _write_record(folder: Path, **fields) -> dict:
-    record = {
-        "host": socket.gethostname(),
-        "pid": 1,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "started_unix": time.time(),
-        "command": "genaug train --out R",
-    }
-    record.update(fields)
+    record = {"host": socket.gethostname(), "pid": 1, "started": time.strftime("%Y-%m-%d %H:%M")}
+    record |= {"started_unix": time.time(), "command": "genaug train --out R", **fields}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / LOCK_NAME).touch()
     (folder / HOLDER_NAME).write_text(json.dumps(record))
@@ -124,7 +110,7 @@ def _steps(run: Path) -> list[int]:
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
-        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert process.poll() is None, (process.communicate()[1] or "")[-3000:]
         assert time.monotonic() < deadline, f"{path} did not appear"
         time.sleep(0.05)
 
@@ -234,6 +220,7 @@ def test_a_zombie_or_a_reused_pid_is_not_the_holder(tmp_path, capsys):
 def test_a_holder_on_another_host_is_refused_with_how_to_clear_it(tmp_path):
     run = tmp_path / "run"
     record = _write_record(run, host="gpu-node-7", pid=4242)
+    (run / LOCK_NAME).unlink()  # gone too (deleted, or never shared): the refusal adds none
     (run / "stats.jsonl").write_text("{}\n")
     before = _snapshot(run)
     with pytest.raises(FolderBusy) as caught:
