@@ -106,10 +106,10 @@ def hold(folder: str | os.PathLike) -> Path:
             lock.acquire()
         except filelock.Timeout:
             raise FolderBusy(_busy_message(folder)) from None
-        except NotImplementedError:  # filelock 3 on a file system without flock
+        except NotImplementedError:  # an older filelock on a file system without flock
             raise GenaugError(
-                f"The file system of {folder} cannot lock files (no flock); upgrade filelock to "
-                "4 or later (it falls back to a marker file), or choose a local folder."
+                f"The file system of {folder} cannot lock files (no flock); upgrade filelock "
+                "(newer versions fall back to a marker file), or choose a local folder."
             ) from None
         except OSError as exc:
             raise GenaugError(
