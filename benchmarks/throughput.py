@@ -17,6 +17,9 @@ repetition (so a busy machine slows them alike), reported as ratios:
 3. Images per second of the Kornia adapter (KorniaGenerativeAugment) beside Kornia's own
    RandomAffine and ColorJitter, on float images on the device (32 and 64 px, p=1), alone and
    inside AugmentationSequential. ``--parts kornia`` runs this one alone.
+4. Images per second of mode ``vary`` (a DAGAN, image-conditioned: one U-Net pass per image,
+   and L passes for a chain of L variations) against TrivialAugmentWide and RandAugment per
+   image, as in 1. ``--parts vary`` runs this one alone.
 
 The generators are untrained (the same size and cost as trained ones). Targets (CPU, 2 threads):
 generative >= 1.0x TrivialAugment img/s at 32 px; training step overhead <= 10%.
@@ -271,6 +274,41 @@ def kornia_throughput(args: argparse.Namespace, device: torch.device) -> list[di
     return rows
 
 
+def vary_throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Images/s of mode ``vary`` (a ``dagan``, chains of 1-3) against the classic transforms."""
+    rows = []
+    for size in (32, 64):
+        images = torch.randint(0, 256, (args.batch, 3, size, size), dtype=torch.uint8)
+        images = images.to(device)
+        classic = classic_candidates(images)
+        candidates = {k: v for k, v in classic.items() if "per image" in k and "Album" not in k}
+        model = create_generator("dagan", image_size=size, channels=3)
+        # float32 chains of 1-3; bfloat16 (where the device runs it natively) for one variation.
+        runs = [("float32", 1), ("float32", 2), ("float32", 3)]
+        if device.type == "cuda" or cpu_has_fast_bfloat16():
+            runs.append(("bfloat16", 1))
+        for precision, chain in runs:
+            augment = GenerativeAugment(model, mode="vary", p=1.0, seed=0, precision=precision)
+            augment = augment.to(device)
+
+            def call(a: GenerativeAugment = augment, x: torch.Tensor = images, n: int = chain):
+                return a(x, params=a.make_params(x, chain=n))  # draws and applies, as forward
+
+            candidates[f"generative vary, dagan, chain {chain} ({precision})"] = call
+        seconds = interleaved(candidates, args.repeats, device)
+        reference = seconds["TrivialAugmentWide (per image)"]
+        for name, value in seconds.items():
+            rows.append(
+                {
+                    "size": size,
+                    "transform": name,
+                    "images_per_s": args.batch / value,
+                    "vs_trivialaugment": reference / value,
+                }
+            )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -282,8 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="also write the results as JSON here")
     parser.add_argument(
         "--parts",
-        default="transforms,training,kornia",
-        help="comma-separated parts to run: transforms, training, kornia (default all)",
+        default="transforms,training,kornia,vary",
+        help="comma-separated parts to run: transforms, training, kornia, vary (default all)",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -295,10 +333,10 @@ def main(argv: list[str] | None = None) -> None:
         f"device {device}, native CPU bfloat16: {cpu_has_fast_bfloat16()}"
     )
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
-    unknown = parts - {"transforms", "training", "kornia"}
+    unknown = parts - {"transforms", "training", "kornia", "vary"}
     if unknown:
         parser.error(
-            f"unknown --parts {', '.join(sorted(unknown))}; use transforms, training, kornia"
+            f"unknown --parts {', '.join(sorted(unknown))}; use transforms, training, kornia, vary"
         )
     record: dict[str, object] = {
         "args": vars(args),
@@ -329,6 +367,17 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{row['size']:>4}  {row['transform']:<76} {row['images_per_s']:>10.0f}  "
                 f"{row['vs_colorjitter']:>12.2f}x"
+            )
+    if "vary" in parts:
+        rows = record["vary"] = vary_throughput(args, device)
+        header = (
+            f"{'size':>4}  {'transform (mode vary)':<52} {'img/s':>10}  {'x TrivialAugment':>16}"
+        )
+        print("\n" + header)
+        for row in rows:
+            print(
+                f"{row['size']:>4}  {row['transform']:<52} {row['images_per_s']:>10.0f}  "
+                f"{row['vs_trivialaugment']:>15.2f}x"
             )
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
