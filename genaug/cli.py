@@ -131,7 +131,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--generator-steps", type=_positive_int, help="for every generator")
     bench.add_argument(
-        "--generative-mode", help="auto, perturb, resample, interpolate or neighbour"
+        "--generative-mode", help="auto, perturb, resample, interpolate, neighbour or vary"
     )
     bench.add_argument("--generative-p", type=float, help="share of generated images per batch")
     bench.add_argument("--generative-strength", type=float, help="the mode's magnitude, [0, 1]")
