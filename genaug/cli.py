@@ -136,6 +136,11 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--generative-p", type=float, help="share of generated images per batch")
     bench.add_argument("--generative-strength", type=float, help="the mode's magnitude, [0, 1]")
     bench.add_argument("--more-real-factor", type=_positive_int, help="default 2")
+    bench.add_argument("--ways", type=_positive_int, help="episodic: classes per episode")
+    bench.add_argument("--episodes", type=_positive_int, help="episodic: N runs episodes 0..N-1")
+    bench.add_argument("--queries", type=_positive_int, help="episodic: test images per class")
+    bench.add_argument("--pretrain-data", help="base classes for base:CONDITION conditions")
+    bench.add_argument("--pretrain-steps", type=_positive_int, help="base classifier steps")
     bench.add_argument("--preview", type=int, help="images per condition in augmented.png")
     bench.add_argument("--resume", action="store_true", help="continue the bench in --out")
     bench.add_argument("--overwrite", action="store_true", help="replace the bench in --out")
@@ -259,6 +264,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from genaug.bench.episodic import episodes_as_seeds
     from genaug.bench.run import (
         build_bench_config,
         parse_int_list,
@@ -270,6 +276,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.report_only:
         result = report_bench(args.out or "runs/bench")
     else:
+        if args.episodes and args.seeds:
+            raise GenaugError("--episodes and --seeds name the same axis; pass one of them.")
         config = build_bench_config(
             args.config,
             generator_steps=args.generator_steps,
@@ -283,7 +291,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             image_size=args.image_size,
             channels=args.channels,
             shots=parse_int_list(args.shots) if args.shots else None,
-            seeds=parse_seeds(args.seeds) if args.seeds else None,
+            seeds=parse_seeds(args.seeds) if args.seeds else episodes_as_seeds(args.episodes),
+            ways=args.ways,
+            queries=args.queries,
+            pretrain_data=args.pretrain_data,
+            pretrain_steps=args.pretrain_steps,
             model=args.model,
             pretrained_file=args.pretrained_file,
             steps=args.steps,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from genaug.bench.config import BenchConfig
 from genaug.bench.parts import condition_names
+from genaug.bench.pretrain import BASE_PREFIX, split_start
 from genaug.bench.recipes import Recipe, parse_condition
 from genaug.data import ImageDataset
 from genaug.errors import GenaugError
@@ -23,10 +24,11 @@ class Arm:
 
     recipe: Recipe
     source: str | None  # "labeled", "pool", "checkpoint:PATH" or None
+    base: bool = False  # the classifier starts from the base-pretrained one (``base:``)
 
     @property
     def condition(self) -> str:
-        return self.recipe.name
+        return (BASE_PREFIX if self.base else "") + self.recipe.name
 
     @property
     def source_label(self) -> str | None:
@@ -71,16 +73,18 @@ def plan_arms(
     names = sorted(set(list_generators()) | set(config.generators))
     arms: list[Arm] = []
     seen: set[str] = set()
-    for text in config.conditions:
+    for written in config.conditions:
+        text, on_base = split_start(written)  # base:CONDITION: from the base classifier
         part_names = [p.partition("@")[0].strip().lower() for p in str(text).split("+")]
         defaults = {n: config.generator_settings(n).__dict__ for n in part_names if n in names}
         recipe = parse_condition(text, names, defaults)
-        if recipe.name in seen:
-            raise GenaugError(f"condition {recipe.name!r} is listed twice; list it once.")
-        seen.add(recipe.name)
+        condition = Arm(recipe, None, on_base).condition
+        if condition in seen:
+            raise GenaugError(f"condition {condition!r} is listed twice; list it once.")
+        seen.add(condition)
         step = recipe.generative
         if step is None:
-            arms.append(Arm(recipe, None))
+            arms.append(Arm(recipe, None, on_base))
             continue
         settings = config.generator_settings(step.generator)
         family = _generator_family(settings.model)
@@ -127,9 +131,9 @@ def plan_arms(
                 if skipped is None:
                     raise GenaugError(reason)
                 reasons.append(reason)
-                skipped.append({"arm": Arm(recipe, source).label, "reason": reason})
+                skipped.append({"arm": Arm(recipe, source, on_base).label, "reason": reason})
                 continue
-            arms.append(Arm(recipe, source))
+            arms.append(Arm(recipe, source, on_base))
         if reasons and len(reasons) == len(config.generator_data):
             raise GenaugError(reasons[0])
     return arms

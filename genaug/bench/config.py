@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from genaug.bench.classifier import ClassifierConfig
+from genaug.bench.episodic import check_episodic_settings, episodes_as_seeds
 from genaug.bench.parts import normalise_parts, parts_axes
+from genaug.bench.pretrain import check_pretrain_settings, split_start
 from genaug.bench.recipes import (
     CLASSIC,
     ORDERS,
@@ -48,6 +50,8 @@ DEFAULT_CONDITIONS = [
 # shots, seed, condition and source, so a grid may grow or shrink) and where/how it runs.
 AXES_AND_RUNTIME = frozenset(
     {"shots", "seeds", "conditions", "generator_data", "generators", "parts"}
+    # the base classifier's settings: its saved record is checked instead (bench/pretrain.py)
+    | {"pretrain_data", "pretrain_steps", "pretrain_augment"}
     | {"device", "out", "resume", "overwrite", "progress", "preview"}
 )
 
@@ -156,6 +160,15 @@ class BenchConfig:
             that one generator. ``labeled`` generators stay per (seed, shots).
         more_real_factor: how many times the real shots the ``more-real`` reference gets.
         hflip: whether ``flipcrop`` flips (None: yes, except for digit datasets).
+        ways: None (the fixed-test-set protocol) or the classes per episode: the episodic
+            few-shot protocol of :mod:`genaug.bench.episodic`, where ``seeds`` are the episode
+            numbers (``episodes: 30`` in a file, ``--episodes 30``: episodes 0-29) and
+            ``test_seed`` seeds the episode stream. queries: an episode's test images per
+            class (None: the smallest class size minus max(shots) x more_real_factor, so the
+            more-real reference is tested on the same images; resolved and saved).
+        pretrain_data, pretrain_steps, pretrain_augment, finetune_lr: the base classes' data
+            spec that ``base:CONDITION`` conditions start from a classifier pretrained on, its
+            training (see :mod:`genaug.bench.pretrain`), and the fine-tuning peak lr (None: lr).
         device: ``auto``, ``cpu`` or ``cuda``.
         out: the run folder; resume: continue the bench there (same settings); overwrite:
             replace it. progress: a progress bar over the grid. preview: images per condition
@@ -184,6 +197,12 @@ class BenchConfig:
     pool_per_seed: bool = True
     more_real_factor: int = 2
     hflip: bool | None = None
+    ways: int | None = None
+    queries: int | None = None
+    pretrain_data: str | None = None
+    pretrain_steps: int = 2000
+    pretrain_augment: str = "randaugment"
+    finetune_lr: float | None = None
     device: str = "auto"
     out: str = "runs/bench"
     resume: bool = False
@@ -283,6 +302,8 @@ class BenchConfig:
             raise GenaugError(f"test_fraction must lie in (0, 1), got {self.test_fraction!r}.")
         if not isinstance(self.preview, int) or self.preview < 0:
             raise GenaugError(f"preview must be 0 or a positive integer, got {self.preview!r}.")
+        check_episodic_settings(self)
+        check_pretrain_settings(self)
         return self
 
     def differences(self, previous: dict[str, Any]) -> list[str]:
@@ -362,6 +383,13 @@ def build_bench_config(
     the conditions name. This is what ``genaug bench`` calls.
     """
     values = load_bench_config(config_file) if config_file else {}
+    if "episodes" in values:  # the episodic protocol's name for the seeds axis
+        if "seeds" in values:
+            raise GenaugError(
+                f"bench config {config_file} sets both seeds and episodes; in an episodic "
+                "bench the episodes are the seeds, so keep one."
+            )
+        values["seeds"] = episodes_as_seeds(values.pop("episodes"))
     if values.get("parts"):  # checked against the file's own axes, before flags narrow them
         named = values.get("generators") if isinstance(values.get("generators"), dict) else {}
         known = sorted(set(list_generators()) | set(named))
@@ -374,7 +402,7 @@ def build_bench_config(
     used = {
         part.partition("@")[0].strip().lower()
         for condition in config.conditions
-        for part in str(condition).split("+")
+        for part in split_start(str(condition))[0].split("+")
     } & names
     extra = {k: v for k, v in (generative or {}).items() if v is not None}
     if generator_steps is not None:

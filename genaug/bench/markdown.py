@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from genaug.bench.summary import SIGNIFICANCE, TARGET_ERROR_CUT
+from genaug.bench.transfer_markdown import episode_bullet, pipelines_section, test_bullet
 
 __all__ = ["format_markdown"]
 
@@ -60,6 +61,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
     """The report as Markdown: settings, one table per shot count, the targets."""
     config = summary["config"]
     seeds = config["seeds"]
+    unit = "episodes" if config.get("ways") else "seeds"  # the episodic protocol's seeds
     lines = [f"# genaug bench: {config['data']}, timm {config['model']}", ""]
     if summary.get("command"):
         lines += ["Command:", "", f"    {summary['command']}", ""]
@@ -70,20 +72,24 @@ def format_markdown(summary: dict[str, Any]) -> str:
             "",
         ]
     lines += [
-        f"- {len(seeds)} seeds ({', '.join(map(str, seeds))}); each seed draws its own k-shot "
-        "subset, classifier initialisation and generator; all conditions of a seed share the "
-        "subset, the initial weights and the batch order (paired design).",
+        episode_bullet(config)
+        if config.get("ways")
+        else f"- {len(seeds)} seeds ({', '.join(map(str, seeds))}); each seed draws its own "
+        "k-shot subset, classifier initialisation and generator; all conditions of a seed share "
+        "the subset, the initial weights and the batch order (paired design).",
         f"- Classifier: timm `{config['model']}` "
         f"({'weights from ' + config['pretrained_file'] if config['pretrained_file'] else 'from scratch'}), "
         f"{config['image_size']} px, {config['steps']} steps of batch {config['batch_size']}, "
         f"AdamW (lr {config['lr']}, weight decay {config['weight_decay']}) with a one-cycle "
         "schedule, the same for every condition.",
-        f"- Test set: a fixed real {config['test_fraction']:.0%} of every class "
+        test_bullet(config)
+        if config.get("ways")
+        else f"- Test set: a fixed real {config['test_fraction']:.0%} of every class "
         f"(test seed {config['test_seed']}), the same for every seed and condition.",
         "- Generator data: `labeled` = the k-shot images with their labels only; `pool` = every "
         "training image with its label hidden (the semi-supervised setting: the pool's labels "
         "are never used); `checkpoint` = a given generator.",
-        "- Accuracy: mean over seeds [95% t-interval, clipped to 0-100], in %. Δ: paired mean difference in "
+        f"- Accuracy: mean over {unit} [95% t-interval, clipped to 0-100], in %. Δ: paired mean difference in "
         "percentage points [95% interval]; p: two-sided paired t-test / Wilcoxon signed-rank. "
         "The best classic condition is chosen per shot count after the fact (the strongest "
         "baseline, so the comparison is never against a weak one). Error cut: the share of the "
@@ -97,7 +103,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
     if summary.get("skipped"):
         lines.append("")
     header = (
-        "| condition | generator data | seeds | accuracy % | macro-F1 % | Δ vs none | "
+        f"| condition | generator data | {unit} | accuracy % | macro-F1 % | Δ vs none | "
         "Δ vs best classic | p (t / W) | error cut | aug ms/step | train s | generator s |"
     )
     for shots, entry in summary["shots"].items():
@@ -135,6 +141,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
                 for source, conditions in not_run.items()
             ]
             lines += [f"Not run at this shot count - {'; '.join(groups)}.", ""]
+    lines += pipelines_section(summary)
     if summary["targets"]:
         lines += [
             "## Targets",

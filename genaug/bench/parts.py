@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from genaug.bench.pretrain import BASE_PREFIX, split_start
 from genaug.bench.recipes import parse_condition, split_conditions
 from genaug.errors import GenaugError
 
@@ -114,7 +115,11 @@ def _shots(values: Any, label: str) -> list[int]:
 def condition_names(conditions: list[str], generator_names: list[str]) -> list[str]:
     """The canonical spelling of each condition (``vae@p=1,mode=neighbour`` and
     ``vae@mode=neighbour,p=1`` are one condition): what run keys and parts compare."""
-    return [parse_condition(text, generator_names).name for text in conditions]
+    split = [split_start(text) for text in conditions]  # base:CONDITION keeps its prefix
+    return [
+        (BASE_PREFIX if on_base else "") + parse_condition(text, generator_names).name
+        for text, on_base in split
+    ]
 
 
 def parts_axes(

@@ -46,7 +46,9 @@ from genaug.bench.config import (
     parse_seeds,
 )
 from genaug.bench.distributed import BenchShare, prepare_out_on_main
+from genaug.bench.episodic import check_sources, make_split, more_real_support, prepare_episodes
 from genaug.bench.pipeline import build_pipeline
+from genaug.bench.pretrain import classifier_for, ensure_base_classifier, load_base_data
 from genaug.bench.runs import append_run, read_runs
 from genaug.data import ImageDataset, batch_indices, few_shot_split, load_dataset
 from genaug.errors import GenaugError
@@ -146,7 +148,7 @@ def _run_one(
     augment_seed = stable_seed(seed, shots, arm.key)
     pipeline = _pipeline(config, arm, generator, augment_seed, split, cache)
     result = train_classifier(
-        config.classifier(),
+        classifier_for(config, arm.base),
         labeled.images,
         labeled.targets,
         split.test.images,
@@ -165,6 +167,7 @@ def _run_one(
         "source": arm.source_label,
         "source_spec": arm.source,
         "arm": arm.label,
+        "start": "base" if arm.base else "scratch",
         "kind": recipe.kind,
         "generative": recipe.generative.settings() if recipe.generative else None,
         "accuracy": result.accuracy,
@@ -176,20 +179,12 @@ def _run_one(
         "train_images": result.train_images,
         "test_images": len(split.test),
         "subset_fingerprint": _subset_fingerprint(split.labeled),
+        "test_fingerprint": _subset_fingerprint(split.test),
         "train_fingerprint": _subset_fingerprint(labeled),
         "init_fingerprint": result.init_fingerprint,
         "generator": facts,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-
-
-def _more_real_shots(
-    config: BenchConfig, dataset: ImageDataset, shots: int, seed: int
-) -> ImageDataset:
-    """The ``more-real`` reference's labelled set: ``factor x shots`` per class, same seed."""
-    return few_shot_split(
-        dataset, shots * config.more_real_factor, seed, config.test_fraction, config.test_seed
-    ).labeled
 
 
 def _pipeline(
@@ -227,6 +222,8 @@ def _subset_fingerprint(dataset: ImageDataset) -> str:
 
 def _check_shots(config: BenchConfig, dataset: ImageDataset, arms: list[Arm]) -> None:
     """Every shot count (and its more-real multiple) fits every class: else one sentence."""
+    if config.ways:  # episodes: checked (and queries resolved) by prepare_episodes
+        return
     needs_more = any(arm.recipe.more_real for arm in arms)
     for shots in config.shots:
         few_shot_split(dataset, shots, config.seeds[0], config.test_fraction, config.test_seed)
@@ -259,6 +256,10 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     plan = plan_grid(config, dataset, skipped)  # the arms, and which run at which shot count
     arms = plan.arms
     _check_shots(config, dataset, arms)
+    if config.ways:  # episodic: resolve the test images per class, refuse unfit sources
+        prepare_episodes(config, dataset, arms)
+        check_sources(config, dataset, arms)
+    base = load_base_data(config, dataset) if any(a.base for a in arms) else None
     create_classifier(  # a model that cannot take the images fails here, before any run
         config.model,
         in_chans=dataset.channels,
@@ -273,6 +274,10 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     out = prepare_out_on_main(config, _prepare_out)
     share = BenchShare(config, out)
     runs_path = share.runs_path  # runs.jsonl, or runs.rank{r}.jsonl under torchrun
+    if base is not None:  # trained once, by rank 0, before any run starts from it
+        distributed.run_on_main(
+            lambda: ensure_base_classifier(config, base, out, command), "pretraining on base"
+        )
     done = share.read_done()
     grid = plan.runs(config.seeds)
     reused = sum(run_key(k, s, arm) in done for k, s, arm in grid)
@@ -287,10 +292,10 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
                 todo = [a for a in plan.cells[shots] if run_key(shots, seed, a) not in done]
                 if not todo:
                     continue
-                split = few_shot_split(dataset, shots, seed, config.test_fraction, config.test_seed)
+                split = make_split(config, dataset, shots, seed)
                 more_real = None
                 if any(arm.recipe.more_real for arm in todo):
-                    more_real = _more_real_shots(config, dataset, shots, seed)
+                    more_real = more_real_support(config, dataset, shots, seed)
                 for arm in todo:
                     bar.set_postfix_str(f"{shots}-shot seed {seed} {arm.label}")
                     record = _run_one(config, arm, shots, seed, split, more_real, cache)
@@ -340,7 +345,11 @@ def _write_report(
     return write_report(
         out,
         config=config.to_dict(),
-        arms=[{"arm": a.label, "condition": a.condition, "source": a.source_label} for a in arms],
+        arms=[
+            {"arm": a.label, "condition": a.condition, "source": a.source_label}
+            | {"start": "base" if a.base else "scratch"}
+            for a in arms
+        ],
         records=records,
         expected_runs=len(grid),
         preview=preview,
@@ -354,14 +363,14 @@ def _preview_rows(
 ) -> list[tuple[str, torch.Tensor]]:
     """A few training images per arm after augmentation (first shot count, first seed)."""
     shots, seed = config.shots[0], config.seeds[0]
-    split = few_shot_split(dataset, shots, seed, config.test_fraction, config.test_seed)
+    split = make_split(config, dataset, shots, seed)
     rows: list[tuple[str, torch.Tensor]] = []
     state = torch.random.get_rng_state()
     try:
         for arm in arms:
             labeled = split.labeled
             if arm.recipe.more_real:
-                labeled = _more_real_shots(config, dataset, shots, seed)
+                labeled = more_real_support(config, dataset, shots, seed)
             generator = None
             if arm.recipe.generative is not None:
                 got = cache.get(

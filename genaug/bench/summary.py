@@ -11,6 +11,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
+from genaug.bench.pipelines import compare_pipelines
 from genaug.bench.stats import error_rate_reduction, paired_comparison, summarize
 
 __all__ = ["SIGNIFICANCE", "TARGET_ERROR_CUT", "build_summary"]
@@ -85,9 +86,12 @@ def build_summary(
                 row["_acc"] = acc
             rows.append(row)
         measured = [r for r in rows if r["n"]]
-        classic = [r for r in measured if r["kind"] == "classic"]
+        # The baselines train from scratch; base: rows (a base-pretrained classifier) are
+        # compared in their own section (bench/pipelines.py).
+        scratch = [r for r in measured if r.get("start", "scratch") == "scratch"]
+        classic = [r for r in scratch if r["kind"] == "classic"]
         best = max(classic, key=lambda r: r["accuracy"]["mean"]) if classic else None
-        none = next((r for r in measured if r["kind"] == "none"), None)
+        none = next((r for r in scratch if r["kind"] == "none"), None)
         more = [r for r in measured if r["kind"] == "more-real"]
         best_more = max(more, key=lambda r: r["accuracy"]["mean"]) if more else None
         for row in measured:
@@ -107,7 +111,10 @@ def build_summary(
             "best_more_real": best_more["arm"] if best_more else None,
             "conditions": rows,
         }
-        summary["targets"] += _targets(shots, measured, best, best_more)
+        summary["targets"] += _targets(shots, scratch, best, best_more)
+        pipelines = compare_pipelines(measured, _paired)
+        if pipelines:
+            summary["shots"][str(shots)]["pipelines"] = pipelines
     for entry in summary["shots"].values():
         for row in entry["conditions"]:
             row.pop("_acc", None)

@@ -118,6 +118,10 @@ def _build_model(config: TrainConfig, dataset: ImageDataset) -> Generator:
     if conditional:  # a pair family is not conditioned on them, but records what it learnt from
         model.class_names = list(dataset.class_names)
     model.data_description = dict(dataset.description)
+    # The classes the images came from, also when their labels are hidden: a user of the
+    # checkpoint can then refuse to evaluate it on classes it has seen (transfer benchmarks).
+    seen = sorted(set(dataset.targets.tolist()) - {-1}) or range(len(dataset.class_names))
+    model.data_description.setdefault("class_names", [dataset.class_names[c] for c in seen])
     if model.trains_on_pairs:  # labels pair the images: refuse data that cannot be paired
         check_pairable(dataset.targets, conditional, f"A {model.family} generator")
     return model

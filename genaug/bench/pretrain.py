@@ -1,0 +1,245 @@
+"""The reference without a generator: a classifier pretrained on the base classes.
+
+A condition written ``base:CONDITION`` (``base:randaugment``, ``base:randaugment+dagan``) starts
+the classifier from one trained on every class of ``BenchConfig.pretrain_data`` (the base
+classes, which must not overlap the evaluated ones) instead of from scratch, and fine-tunes it
+on the episode's shots with the same budget as the other conditions (``finetune_lr`` may set
+another peak learning rate). The head is new: timm drops the base head (its class count differs)
+and draws the ``ways``-class head from the run's ``init_seed``, as a scratch model's.
+
+The bench trains the base classifier once (same timm model and image size, ``pretrain_steps``
+AdamW steps of the bench's batch size and lr with a one-cycle schedule, ``pretrain_augment``:
+``none`` or classic augmentations) and keeps it in the run folder as
+``pretrained/base-classifier/classifier.safetensors`` with ``classifier.json`` (its settings, the
+base classes, the command, time and training accuracy), written atomically. A bench that finds
+it reuses it; one trained with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from genaug.bench.classifier import (
+    ClassifierConfig,
+    _normalisation,
+    create_classifier,
+    predict,
+    weights_fingerprint,
+)
+from genaug.bench.pipeline import build_pipeline
+from genaug.bench.recipes import parse_condition
+from genaug.data import ImageDataset, batch_indices, check_disjoint_classes, load_dataset
+from genaug.data.convert import to_float_images
+from genaug.device import autocast_for, memory_format_for, resolve_device
+from genaug.errors import GenaugError
+from genaug.io import write_folder_atomically
+
+__all__ = [
+    "BASE_PREFIX",
+    "PRETRAIN_SEED",
+    "base_folder",
+    "check_pretrain_settings",
+    "classifier_for",
+    "ensure_base_classifier",
+    "load_base_data",
+    "split_start",
+]
+
+BASE_PREFIX = "base:"
+PRETRAIN_SEED = 0  # the base classifier's initial weights and batch order
+FOLDER = Path("pretrained") / "base-classifier"
+WEIGHTS, RECORD = "classifier.safetensors", "classifier.json"
+# What makes a saved base classifier the one a bench asks for.
+_MATCH = ("model", "data", "image_size", "channels", "steps", "batch_size", "lr")
+_MATCH += ("weight_decay", "augment", "seed")
+
+
+def split_start(text: str) -> tuple[str, bool]:
+    """``"base:randaugment"`` -> ``("randaugment", True)``; other conditions -> ``(text, False)``."""
+    stripped = str(text).strip()
+    if stripped.lower().startswith(BASE_PREFIX):
+        return stripped[len(BASE_PREFIX) :].strip(), True
+    return stripped, False
+
+
+def check_pretrain_settings(config: Any) -> None:
+    """Refuse pretraining settings no bench can use, and ``base:`` conditions without base
+    data (one sentence)."""
+    steps = config.pretrain_steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise GenaugError(f"pretrain_steps must be a positive integer, got {steps!r}.")
+    if config.finetune_lr is not None and not (
+        isinstance(config.finetune_lr, (int, float)) and config.finetune_lr > 0
+    ):
+        raise GenaugError(f"finetune_lr must be a positive number, got {config.finetune_lr!r}.")
+    recipe = parse_condition(str(config.pretrain_augment), [])
+    if recipe.more_real:
+        raise GenaugError(
+            "pretrain_augment takes none or classic augmentations (e.g. randaugment), not "
+            "more-real."
+        )
+    on_base = [c for c in config.conditions if split_start(c)[1]]
+    if on_base and not config.pretrain_data:
+        raise GenaugError(
+            f"condition {on_base[0]!r} starts from a classifier pretrained on base classes; "
+            "set pretrain_data to the base classes' data (e.g. omniglot:PATH@ALPHABET)."
+        )
+
+
+def base_folder(out: str | Path) -> Path:
+    """Where a bench keeps its base classifier."""
+    return Path(out) / FOLDER
+
+
+def load_base_data(config: Any, evaluated: ImageDataset) -> ImageDataset:
+    """The base classes' images, at the evaluated data's size and channels; refuses base
+    classes that are evaluated too."""
+    base = load_dataset(
+        config.pretrain_data, image_size=config.image_size, channels=evaluated.channels
+    )
+    if base.num_classes < 2:
+        raise GenaugError(f"pretrain_data {config.pretrain_data} has fewer than two classes.")
+    check_disjoint_classes(base, evaluated)
+    return base
+
+
+def _wanted(config: Any, base: ImageDataset) -> dict[str, Any]:
+    return {
+        "model": config.model,
+        "data": config.pretrain_data,
+        "image_size": config.image_size,
+        "channels": base.channels,
+        "steps": config.pretrain_steps,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "augment": parse_condition(str(config.pretrain_augment), []).name,
+        "seed": PRETRAIN_SEED,
+    }
+
+
+def ensure_base_classifier(
+    config: Any, base: ImageDataset, out: str | Path, command: str | None = None
+) -> dict[str, Any]:
+    """The bench's base classifier record, training and saving the classifier if absent.
+
+    Raises when the run folder holds one trained with other settings.
+    """
+    folder = base_folder(out)
+    wanted = _wanted(config, base)
+    if (folder / RECORD).is_file() and (folder / WEIGHTS).is_file():
+        record = json.loads((folder / RECORD).read_text())
+        changed = [k for k in _MATCH if record.get(k) != wanted[k]]
+        if changed:
+            raise GenaugError(
+                f"the base classifier in {folder} was trained with other settings "
+                f"({', '.join(changed)}); delete that folder to retrain it, or pass --overwrite "
+                "to start the bench afresh."
+            )
+        return record
+    record = _train(config, base, wanted)
+    record["command"] = command
+    record["trained_by"] = "genaug bench, before its base: conditions"
+    weights = record.pop("_weights")
+
+    def fill(tmp: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file(weights, str(tmp / WEIGHTS))
+        (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+    write_folder_atomically(folder, fill)
+    return record
+
+
+def _train(config: Any, base: ImageDataset, wanted: dict[str, Any]) -> dict[str, Any]:
+    """Train the timm model on every base class (labels = base class ids)."""
+    device = resolve_device(config.device)
+    channels, size = base.channels, config.image_size
+    model = create_classifier(
+        config.model,
+        in_chans=channels,
+        num_classes=base.num_classes,
+        image_size=size,
+        seed=PRETRAIN_SEED,
+    )
+    memory_format = memory_format_for(device)
+    model = model.to(device=device, memory_format=memory_format).train()
+    # The statistics a fine-tuned copy is normalised with (create_classifier with a weights
+    # file reads them from the model's pretrained config): the same here.
+    mean, std = (t.to(device) for t in _normalisation(model, channels, True))
+    recipe = parse_condition(str(config.pretrain_augment), [])
+    augment = build_pipeline(recipe, size, config.allow_flip(), seed=PRETRAIN_SEED + 1)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.pretrain_steps
+    )
+    autocast = autocast_for(device, config.amp)
+    targets = base.targets.long()
+    torch.manual_seed(PRETRAIN_SEED + 2)  # the classic transforms' draws
+    started = time.perf_counter()
+    for step in range(config.pretrain_steps):
+        index = batch_indices(step, config.batch_size, len(base), PRETRAIN_SEED)  # (B,)
+        images, labels = base.images[index], targets[index]  # (B, C, H, W) uint8, (B,)
+        if augment is not None:
+            images, labels = augment(images, labels)
+        x = to_float_images(images.to(device, non_blocking=True))
+        x = ((x - mean) / std).contiguous(memory_format=memory_format)
+        with autocast():
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), labels.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    seconds = time.perf_counter() - started
+    predictions = predict(model, base.images, mean, std, device, config.amp)
+    model = model.cpu()
+    return {
+        **wanted,
+        "classes": base.num_classes,
+        "images": len(base),
+        "class_names": list(base.class_names),
+        "train_seconds": round(seconds, 3),
+        "train_accuracy": float((predictions == targets).float().mean()),
+        "final_loss": float(loss.detach()),
+        "weights_fingerprint": weights_fingerprint(model),
+        "device": str(device),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "_weights": {k: v.detach().contiguous() for k, v in model.state_dict().items()},
+    }
+
+
+class _SameChannels(logging.Filter):
+    """Hides timm's note that the base weights already have the model's input channels (they
+    do: the base classifier was trained on the same images); other messages pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "already match the model" not in record.getMessage()
+
+
+_FILTER = _SameChannels()
+
+
+def classifier_for(config: Any, on_base: bool) -> ClassifierConfig:
+    """The classifier settings of a run: the bench's, or for a ``base:`` condition the base
+    classifier's weights (in ``config.out``) with ``finetune_lr`` if set."""
+    classifier = config.classifier()
+    if not on_base:
+        return classifier
+    logger = logging.getLogger("timm.models._builder")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    classifier.pretrained_file = str(base_folder(config.out) / WEIGHTS)
+    if config.finetune_lr is not None:
+        classifier.lr = float(config.finetune_lr)
+    return classifier

@@ -1,0 +1,99 @@
+"""The Markdown of an episodic (transfer) bench: the protocol's bullets, and the section that
+compares pipelines with and without a generator (:mod:`genaug.bench.pipelines`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["episode_bullet", "pipelines_section", "test_bullet"]
+
+_NAMES = {
+    "classic_scratch": "best classic, from scratch",
+    "generator_scratch": "best classic + generator, from scratch",
+    "classic_base": "best classic on the base-pretrained classifier",
+    "generator_base": "the same + generator (base-pretrained)",
+    "more_real": "more real shots",
+}
+
+
+def episode_bullet(config: dict[str, Any]) -> str:
+    """The protocol line of an episodic bench."""
+    seeds = config["seeds"]
+    return (
+        f"- {len(seeds)} episodes ({', '.join(map(str, seeds))}) of {config['ways']} ways drawn "
+        f"from {config['data']} (episode stream seed {config['test_seed']}); an episode draws "
+        "its classes and their shots (labels 0..ways-1), and every condition of an episode "
+        "shares the classes, the shots, the test images, the classifier's initial weights and "
+        "the batch order (paired design); shots are nested (the 1-shot image is among the 5)."
+    )
+
+
+def test_bullet(config: dict[str, Any]) -> str:
+    """The test-set line of an episodic bench."""
+    base = ""
+    if config.get("pretrain_data"):
+        lr = config.get("finetune_lr") or config["lr"]
+        base = (
+            f" `base:` conditions fine-tune (lr {lr}, same steps) a classifier pretrained on "
+            f"every class of {config['pretrain_data']} ({config['pretrain_steps']} steps, "
+            f"augmentation {config['pretrain_augment']}; saved in pretrained/base-classifier/ "
+            "with its settings), with a new head."
+        )
+    return (
+        f"- Test set: the last {config['queries']} images of each episode class in a fixed "
+        "per-class order, the same at every shot count and for every condition, the more-real "
+        f"reference included ({config['more_real_factor']} x the shots, taken from the "
+        f"images before them).{base}"
+    )
+
+
+def pipelines_section(summary: dict[str, Any]) -> list[str]:
+    """``## With and without the generator``: one table row per shot count (empty list when
+    no shot count has generator or base-pretrained rows)."""
+    from genaug.bench import markdown as md
+
+    entries = [(k, e["pipelines"]) for k, e in summary["shots"].items() if e.get("pipelines")]
+    if not entries:
+        return []
+    lines = [
+        "## With and without the generator",
+        "",
+        "Per shot count, the best condition of each pipeline (picked after the fact), with its "
+        "paired Δ vs the best classic condition from scratch (pp, t-test p); then the best "
+        "pipeline *with* a generator against the best *without* one (any start, more-real "
+        "excluded), paired. *Winner*: the side ahead with both paired tests p < 0.05.",
+        "",
+        "| shots | " + " | ".join(_NAMES.values()) + " | with vs without | p (t / W) | winner |",
+        "|" + " --- |" * (len(_NAMES) + 4),
+    ]
+    for shots, entry in entries:
+        cells = []
+        for key in _NAMES:
+            pick = entry["pipelines"].get(key)
+            if pick is None:
+                cells.append("-")
+                continue
+            acc = md._interval(pick["accuracy"], bounded=True)
+            vs = pick.get("vs_best_classic")
+            cells.append(f"{pick['arm']}: {acc}" + (f" ({md._versus(vs)})" if vs else ""))
+        vs = entry.get("with_vs_without") or {}
+        versus = (
+            f"{entry['with_generator']} vs {entry['without_generator']}: {md._signed(vs)}"
+            if vs
+            else "-"
+        )
+        p = f"{md._p(vs.get('p_t'))} / {md._p(vs.get('p_wilcoxon'))}" if vs else "-"
+        lines.append(f"| {shots} | {' | '.join(cells)} | {versus} | {p} | {entry['winner']} |")
+    lines.append("")
+    others = [(k, e) for k, e in entries if e.get("generator_scratch_vs_others")]
+    if others:
+        lines += [
+            "The best generator condition from scratch against each other one (paired, pp):",
+            "",
+        ]
+        for shots, entry in others:
+            top = entry["pipelines"]["generator_scratch"]["arm"]
+            for item in entry["generator_scratch_vs_others"]:
+                lines.append(f"- {shots} shot(s): {top} vs {item['arm']}: {md._versus(item['vs'])}")
+        lines.append("")
+    return lines

@@ -1,0 +1,220 @@
+"""The episodic few-shot protocol of genaug bench (bench/episodic.py) on a few Omniglot
+characters: a tiny bench writes its report, episodes are paired and reproducible, and the
+refusals (ways, class sizes, generator data that saw the evaluated classes) come first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from genaug.bench.config import build_bench_config
+from genaug.bench.episodic import episodes_as_seeds, make_split, training_class_names
+from genaug.bench.run import BenchConfig, read_runs, run_bench
+from genaug.cli import main
+from genaug.data import load_dataset
+from genaug.errors import GenaugError
+from genaug.models import load_generator
+
+ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+NEW = f"omniglot:{ROOT / 'images_background_small2.zip'}@Tagalog"  # 17 characters x 20
+BASE = f"omniglot:{ROOT / 'images_background_small1.zip'}@Greek"  # 24 characters x 20
+CONDITIONS = ["none", "affine", "more-real", "randaugment+test_dagan", "base:affine"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def omniglot_present():
+    if not (ROOT / "images_background_small2.zip").is_file():
+        pytest.skip("Omniglot zips not present")
+
+
+def _train(tmp: Path, model: str, data: str, unlabeled: bool = False) -> Path:
+    from genaug.train import TrainConfig, train
+
+    config = TrainConfig(
+        model=model,
+        data=data,
+        out=str(tmp / model),
+        image_size=16,
+        steps=2,
+        batch_size=8,
+        checkpoint_every=2,
+        log_every=1,
+        device="cpu",
+        progress=False,
+        unlabeled=unlabeled,
+    )
+    torch.manual_seed(0)
+    return Path(train(config).checkpoint)
+
+
+@pytest.fixture(scope="module")
+def base_dagan(tmp_path_factory) -> Path:
+    """A test_dagan trained (2 steps) on the Greek characters only: base classes."""
+    return _train(tmp_path_factory.mktemp("base"), "test_dagan", BASE)
+
+
+def tiny(out: Path, checkpoint: Path, **overrides) -> BenchConfig:
+    values = dict(
+        data=NEW,
+        image_size=16,
+        ways=4,
+        shots=[1, 2],
+        seeds=[0, 1],
+        model="test_resnet",
+        steps=2,
+        batch_size=8,
+        conditions=list(CONDITIONS),
+        generator_data=[f"checkpoint:{checkpoint}"],
+        generators={"test_dagan": {"mode": "vary"}},
+        pretrain_data=BASE,
+        pretrain_steps=3,
+        hflip=False,
+        device="cpu",
+        out=str(out),
+        progress=False,
+        preview=2,
+    )
+    values.update(overrides)
+    return BenchConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, base_dagan):
+    out = tmp_path_factory.mktemp("episodic") / "run"
+    result = run_bench(tiny(out, base_dagan), command="genaug bench (test)")
+    return out, result
+
+
+def test_a_tiny_episodic_bench_writes_its_report(finished):
+    out, result = finished
+    assert result.ran == 2 * 2 * len(CONDITIONS) and result.reused == 0
+    saved = json.loads((out / "bench_config.json").read_text())
+    assert saved["ways"] == 4 and saved["queries"] == 20 - 2 * 2  # room for 2 x max(shots)
+    text = (out / "summary.md").read_text()
+    assert "2 episodes (0, 1) of 4 ways" in text and "| episodes |" in text
+    assert "the last 16 images of each episode class" in text
+    assert "## With and without the generator" in text
+    summary = json.loads((out / "summary.json").read_text())
+    for shots in ("1", "2"):
+        entry = summary["shots"][shots]
+        assert entry["best_classic"] == "affine"  # the only classic from scratch
+        picks = entry["pipelines"]["pipelines"]
+        assert picks["classic_base"]["arm"] == "base:affine"
+        assert picks["generator_scratch"]["arm"].startswith("randaugment+test_dagan")
+        assert entry["pipelines"]["with_vs_without"]["n"] == 2
+    for png in ("accuracy.png", "gain.png", "augmented.png"):
+        assert (out / png).stat().st_size > 1000
+
+
+def test_episodes_are_paired_across_conditions_and_nested_across_shots(finished):
+    out, _ = finished
+    records = list(read_runs(out / "runs.jsonl").values())
+    keys = {r["key"] for r in records}
+    assert len(keys) == len(records) == 2 * 2 * len(CONDITIONS)
+    for record in records:
+        source = record["source_spec"] or "-"
+        assert record["key"] == f"{record['shots']}|{record['seed']}|{record['condition']}|{source}"
+    assert {r["condition"] for r in records} == set(CONDITIONS)
+    for episode in (0, 1):
+        mine = [r for r in records if r["seed"] == episode]
+        assert len({r["test_fingerprint"] for r in mine}) == 1  # one test set per episode
+        for shots in (1, 2):
+            cell = [r for r in mine if r["shots"] == shots]
+            assert len({r["subset_fingerprint"] for r in cell}) == 1
+            assert {r["test_images"] for r in cell} == {4 * 16}
+            for start in ("scratch", "base"):
+                assert len({r["init_fingerprint"] for r in cell if r["start"] == start}) == 1
+            same = {r["train_fingerprint"] for r in cell if r["kind"] != "more-real"}
+            assert same == {cell[0]["subset_fingerprint"]}
+        # more-real at 1 shot trains on the 2-shot episode's shots (same classes, nested)
+        one = next(r for r in mine if r["shots"] == 1 and r["kind"] == "more-real")
+        two = next(r for r in mine if r["shots"] == 2 and r["kind"] == "none")
+        assert one["train_fingerprint"] == two["subset_fingerprint"]
+    assert len({r["subset_fingerprint"] for r in records if r["shots"] == 1}) == 2
+
+
+def test_episodes_are_reproducible(finished, base_dagan, tmp_path):
+    out, _ = finished
+    # shots [1] alone would leave 18 test images per class: ask for the first bench's 16
+    again = tiny(
+        tmp_path / "again", base_dagan, shots=[1], seeds=[1], conditions=["affine"], queries=16
+    )
+    run_bench(again)
+    first = read_runs(out / "runs.jsonl")["1|1|affine|-"]
+    second = read_runs(tmp_path / "again" / "runs.jsonl")["1|1|affine|-"]
+    for key in ("accuracy", "subset_fingerprint", "test_fingerprint", "init_fingerprint"):
+        assert first[key] == second[key]
+    config = tiny(tmp_path, base_dagan).validate()
+    config.queries = 16
+    dataset = load_dataset(NEW, image_size=16)
+    split = make_split(config, dataset, 2, 1)
+    assert split.labeled.num_classes == 4 and split.labeled.targets.tolist() == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+    ]
+    assert len(split.test) == 4 * 16 and split.episode == make_split(config, dataset, 2, 1).episode
+
+
+def test_the_checkpoint_records_its_training_classes(base_dagan):
+    names = training_class_names(load_generator(base_dagan))
+    assert len(names) == 24 and all(n.startswith("Greek/") for n in names)
+
+
+def test_a_generator_trained_on_the_evaluated_classes_is_refused(tmp_path):
+    seen = _train(tmp_path, "test_vae", NEW, unlabeled=True)  # labels hidden, classes recorded
+    out = tmp_path / "run"
+    config = tiny(out, seen, conditions=["none", "randaugment+test_vae@mode=perturb"])
+    with pytest.raises(GenaugError, match="was trained on classes this bench evaluates"):
+        run_bench(config)
+    assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (dict(ways=18), "more than the 17 classes"),
+        (dict(queries=19, shots=[1]), r"class 'Tagalog/character\d+' holds 20 image\(s\)"),
+        (dict(shots=[10]), r"class 'Tagalog/character\d+' holds 20 image\(s\), too few"),
+        (
+            dict(generator_data=["pool"], conditions=["none", "randaugment+test_vae"]),
+            "would train on the new classes' test images",
+        ),
+        (dict(ways=1), "ways must be a whole number >= 2"),
+        (dict(ways=None, queries=5), "set ways too"),
+    ],
+)
+def test_bad_episodic_input_is_one_sentence_before_any_run(tmp_path, overrides, match):
+    out = tmp_path / "run"
+    values = dict(generator_data=[], conditions=["none", "more-real"])
+    config = tiny(out, tmp_path / "missing", **{**values, **overrides})
+    with pytest.raises(GenaugError, match=match):
+        run_bench(config)
+    assert not out.exists()
+
+
+def test_episodes_setting_and_flags(tmp_path, capsys):
+    assert episodes_as_seeds(3) == [0, 1, 2] and episodes_as_seeds([100, 101]) == [100, 101]
+    path = tmp_path / "bench.yaml"
+    path.write_text(f"data: {NEW}\nways: 5\nepisodes: 4\n")
+    assert build_bench_config(path).seeds == [0, 1, 2, 3]
+    path.write_text("ways: 5\nepisodes: 4\nseeds: [1]\n")
+    with pytest.raises(GenaugError, match="both seeds and episodes"):
+        build_bench_config(path)
+    argv = ["bench", "--data", NEW, "--image-size", "16", "--model", "test_resnet"]
+    argv += ["--conditions", "none", "--out", str(tmp_path / "cli"), "--no-progress"]
+    assert main([*argv, "--ways", "18", "--episodes", "2", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "more than the 17 classes" in err and "Traceback" not in err
+    assert main([*argv, "--ways", "4", "--episodes", "2", "--seeds", "2"]) == 2
+    assert "--episodes and --seeds" in capsys.readouterr().err
+    status = main([*argv, "--ways", "3", "--episodes", "2", "--shots", "1", "--steps", "2"])
+    assert status == 0 and "2 episodes (0, 1) of 3 ways" in capsys.readouterr().out
