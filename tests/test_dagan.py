@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from genaug.data import ImageDataset
 from genaug.models import DAGAN, save_generator
 from genaug.train import train
 
-LOSSES = {"g_loss", "d_loss", "d_real", "d_fake", "diversity"}
+LOSSES = {"g_loss", "d_loss", "d_real", "d_fake", "diversity", "d_mismatch"}
 
 
 def _vary(model, images, seed=0):
@@ -125,3 +126,17 @@ def test_config_round_trip_and_class_flags():
     assert not create_generator("test_vae").image_conditioned
     with pytest.raises(GenaugError, match="Unknown GAN loss"):
         create_generator("test_dagan", loss="wgan")
+
+
+@pytest.mark.parametrize("mismatched", [True, False])
+def test_mismatched_pairs_join_the_fakes_only_when_asked(mismatched):
+    model = create_generator("test_dagan", image_size=16, mismatched_pairs=mismatched).train()
+    seen, forward = [], model.discriminator.forward
+    model.discriminator.forward = lambda a, b: seen.append(len(a)) or forward(a, b)
+    images = torch.rand(4, 1, 16, 16)
+    optimizers = model.create_optimizers(1e-3)
+    losses = model.training_step(
+        images, None, optimizers, contextlib.nullcontext, partners=images.flip(0)
+    )
+    assert seen[0] == (12 if mismatched else 8)  # real + fake (+ mismatched) pairs, one batch
+    assert ("d_mismatch" in losses) is mismatched

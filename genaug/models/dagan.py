@@ -13,6 +13,11 @@ ends in a sigmoid, so outputs lie in [0, 1].
 Discriminator on *pairs* (channels concatenated, strided convolutions with spectral norm, as in
 :class:`~genaug.models.gan.GAN`): real pairs ``(x_i, x_j)`` are two different images of one class,
 fake pairs ``(x_i, G(x_i, z))``. Copying ``x_i`` is therefore caught (no real pair is two copies).
+With ``mismatched_pairs`` the discriminator also learns that two images of *different* classes
+are no pair (matching-aware discrimination, Reed et al. 2016): ``(x_i, x_k)`` with ``x_k`` the
+partner of another row joins the fakes. Without it the discriminator learnt class consistency
+slowly on digits and variations drifted to other digits. The model sees no labels, so a rolled
+partner may share the class by chance (about 1 in K for K balanced classes): a little label noise.
 DiffAugment applies the *same* random transform to both images of a pair, so it never makes a
 pair look mismatched. Losses are the GAN family's (``"bce"`` non-saturating minimax or
 ``"hinge"``).
@@ -136,6 +141,7 @@ class DAGAN(Generator):
             comma-separated subset of "color,translation,cutout", or "off".
         discriminator_lr_ratio: the discriminator's learning rate as a multiple of ``lr``.
         diversity_weight: weight of the mode-seeking term (0 turns it off and saves a pass).
+        mismatched_pairs: also show the discriminator pairs of different classes as fakes.
     """
 
     family = "dagan"
@@ -160,6 +166,7 @@ class DAGAN(Generator):
         diff_augment: str | None = "auto",
         discriminator_lr_ratio: float = 1.0,
         diversity_weight: float = 0.5,
+        mismatched_pairs: bool = True,
     ) -> None:
         del num_classes  # see the docstring: the model is unconditional
         super().__init__(
@@ -174,6 +181,7 @@ class DAGAN(Generator):
             diff_augment=diff_augment,
             discriminator_lr_ratio=discriminator_lr_ratio,
             diversity_weight=diversity_weight,
+            mismatched_pairs=mismatched_pairs,
         )
         if loss not in LOSSES:
             raise GenaugError(f"Unknown GAN loss {loss!r}; choose one of {', '.join(LOSSES)}.")
@@ -191,6 +199,7 @@ class DAGAN(Generator):
         self.diff_augment = diff_augment
         self.discriminator_lr_ratio = float(discriminator_lr_ratio)
         self.diversity_weight = float(diversity_weight)
+        self.mismatched_pairs = bool(mismatched_pairs)
         self.generator = UNetGenerator(channels, image_size, width, latent_dim, noise_channels)
         self.discriminator = PairDiscriminator(channels, image_size, width, spectral_norm)
         self._collapsed_checks = 0  # consecutive log steps the discriminator won outright
@@ -298,13 +307,17 @@ class DAGAN(Generator):
             else:
                 fake = self.generate(images, z)  # (B, C, S, S)
 
-        # Discriminator: real pairs (x_i, x_j) against fake pairs (x_i, G(x_i, z)), one batch.
+        # Discriminator: real pairs (x_i, x_j) against fake pairs (x_i, G(x_i, z)) and, when on,
+        # mismatched pairs (x_i, partner of row i - 1), all in one batch.
+        others = [partners, fake.detach()] + (
+            [partners.roll(1, 0)] if self.mismatched_pairs else []
+        )
         with autocast():
             logits = self.discriminate(
-                torch.cat([images, images]), torch.cat([partners, fake.detach()]), policy
+                images.repeat(len(others), 1, 1, 1), torch.cat(others), policy
             )
-            real_logits, fake_logits = logits.chunk(2)
-            d_loss = discriminator_loss(self.loss, real_logits, fake_logits)
+            real_logits, fake_logits, *mismatch = logits.chunk(len(others))
+            d_loss = discriminator_loss(self.loss, real_logits, torch.cat([fake_logits, *mismatch]))
         optimizers["discriminator"].zero_grad(set_to_none=True)
         d_loss.backward()
         optimizers["discriminator"].step()
@@ -331,6 +344,8 @@ class DAGAN(Generator):
         }
         if two:
             losses["diversity"] = spread.detach()
+        if mismatch:
+            losses["d_mismatch"] = mismatch[0].detach().mean()
         return losses
 
 
