@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from torchvision.transforms.v2 import functional as TF
 
 from genaug import load_generator, save_generator
 from genaug.data import train_test_split
@@ -173,3 +175,152 @@ def test_bad_images_and_methods_are_named():
         model.infer_labels([[0.0]])
     with pytest.raises(GenaugError, match="'nearest'.*head, reconstruction"):
         model.infer_labels(torch.rand(2, 1, 16, 16), "nearest")
+
+
+# ------------------------------------------------- the image-only slot: transforms infer the class
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory, digits16):
+    """A real ImageFolder tree: 6 digits of each class as 16 px PNGs."""
+    from genaug.transforms.synthetic import image_to_pil
+
+    root = tmp_path_factory.mktemp("digits")
+    for label in range(10):
+        (root / str(label)).mkdir()
+        indices = torch.nonzero(digits16.targets == label).flatten()[:6]
+        for k, index in enumerate(indices.tolist()):
+            image_to_pil(digits16.images[index].float() / 255).save(root / str(label) / f"{k}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder_checkpoint(digit_folder, tmp_path_factory):
+    """The default (conditional) generator `genaug train` makes from the folder (test_vae)."""
+    from genaug.cli import main
+
+    out = tmp_path_factory.mktemp("cli") / "run"
+    argv = ["train", "--model", "test_vae", "--data", f"imagefolder:{digit_folder}"]
+    argv += ["--image-size", "16", "--steps", "150", "--batch-size", "32", "--device", "cpu"]
+    assert main([*argv, "--no-progress", "--out", str(out)]) == 0
+    return out
+
+
+def headless(path, tmp_path):
+    """The checkpoint at ``path`` as an older genaug wrote it: no class head."""
+    model = load_generator(path)
+    old = create_generator("test_vae", image_size=16, channels=1, num_classes=10, class_head=False)
+    old.load_state_dict({k: v for k, v in model.state_dict().items() if "class_head" not in k})
+    return save_generator(old, tmp_path / "headless")
+
+
+def folder_pipeline(checkpoint, **kwargs):
+    from torchvision.transforms import v2
+
+    from genaug.transforms.torchvision import TorchvisionGenerativeAugment
+
+    generative = TorchvisionGenerativeAugment(checkpoint, p=1.0, seed=0, **kwargs)
+    return v2.Compose([v2.PILToTensor(), generative, v2.ToDtype(torch.float32, scale=True)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_imagefolder_transform_slot_with_the_default_generator(
+    context, digit_folder, folder_checkpoint
+):
+    """The issue's pipeline: ImageFolder(transform=...) with DataLoader workers, fork and spawn."""
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    plain = ImageFolder(str(digit_folder))
+    data = ImageFolder(str(digit_folder), transform=folder_pipeline(folder_checkpoint))
+    loader = DataLoader(data, batch_size=6, num_workers=2, multiprocessing_context=context)
+    images, labels = map(torch.cat, zip(*loader))
+    assert torch.equal(labels, torch.tensor(plain.targets))  # the dataset's labels, untouched
+    assert images.dtype == torch.float32 and images.shape == (60, 3, 16, 16)
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    originals = torch.stack([TF.pil_to_tensor(image) for image, _ in plain]).float() / 255
+    assert ((images - originals).abs().flatten(1).amax(1) > 0.05).all()  # every image generated
+
+
+def test_no_label_means_the_inferred_class(digit_folder, folder_checkpoint):
+    """An image alone gets what the same image with its inferred class as label gets."""
+    from torchvision.datasets import ImageFolder
+
+    model = load_generator(folder_checkpoint)
+    assert model.conditional and model.can_infer_labels  # the CLI's default: conditional + head
+    plain = ImageFolder(str(digit_folder))
+    pixels = torch.stack([TF.pil_to_tensor(image.convert("L")) for image, _ in plain])
+    inferred = model.infer_labels(pixels.float() / 255)
+    # Trained on these very images, the head knows nearly all of them.
+    assert (inferred == torch.tensor(plain.targets)).float().mean() >= 0.9
+    for index in (0, 17, 59):
+        alone = folder_pipeline(folder_checkpoint)(plain[index][0])
+        labelled, _ = folder_pipeline(folder_checkpoint)((plain[index][0], inferred[index]))
+        assert torch.equal(alone, labelled)
+
+
+def test_core_and_albumentations_infer_without_labels(folder_checkpoint, split):
+    import albumentations as A
+
+    from genaug.transforms import GenerativeAugment
+    from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
+
+    images = split[1].images[:8]
+    inferred = load_generator(folder_checkpoint).infer_labels(images.float() / 255)
+    for mode in ("perturb", "resample", "interpolate"):
+        alone = GenerativeAugment(folder_checkpoint, mode=mode, p=1.0, seed=3)
+        given = GenerativeAugment(folder_checkpoint, mode=mode, p=1.0, seed=3)
+        assert torch.equal(alone(images), given(images, inferred))
+    partner = alone.make_params(images)["partner"]
+    assert torch.equal(inferred[partner], inferred)  # interpolation stays in the inferred class
+    transform = AlbumentationsGenerativeAugment(str(folder_checkpoint), p=1.0)
+    image = images[0].permute(1, 2, 0).numpy()
+    out = A.Compose([transform], seed=0)(image=image)["image"]  # no label key in the call
+    again = A.Compose([transform], seed=0)(image=image, label=int(inferred[0]))["image"]
+    assert np.array_equal(out, again)
+
+
+# --------------------------------------------------------- the image-only slot: bad input
+def test_headless_checkpoint_is_refused_when_no_label_can_come(folder_checkpoint, tmp_path):
+    from genaug.transforms import GenerativeAugment
+
+    old = headless(folder_checkpoint, tmp_path)
+    with pytest.raises(GenaugError, match="no class head.*retrain.*pass labels.*--unlabeled"):
+        folder_pipeline(old, labels_getter=None)  # at build time, not in a worker
+    pipeline = folder_pipeline(old)  # labels may come: built, and labelled samples work
+    image = TF.to_pil_image(torch.zeros(1, 16, 16, dtype=torch.uint8))
+    assert pipeline((image, 3))[0].shape == (1, 16, 16)
+    with pytest.raises(GenaugError, match="needs one class label.*none was given.*no class head"):
+        pipeline(image)
+    with pytest.raises(GenaugError, match="none was given.*no class head"):
+        GenerativeAugment(old, p=1.0)(torch.rand(2, 1, 16, 16))
+
+
+def test_gan_is_refused_when_no_label_can_come(tmp_path):
+    gan = create_generator("test_gan", image_size=16, channels=1, num_classes=10)
+    path = save_generator(gan, tmp_path / "gan")
+    with pytest.raises(GenaugError, match="no encoder.*pass labels.*vae or cgan.*--unlabeled"):
+        folder_pipeline(path, labels_getter=None)
+
+
+@pytest.mark.parametrize(
+    ("label", "match"),
+    [
+        ("three", "got str"),
+        (3.0, "integer class indices.*float"),
+        (True, "integer class indices.*bool"),
+        (12, "labels from 12 to 12.*classes 0 to 9"),
+        (-1, "labels from -1 to -1"),
+    ],
+)
+def test_a_bad_label_in_a_sample_is_named(folder_checkpoint, label, match):
+    image = TF.to_pil_image(torch.zeros(1, 16, 16, dtype=torch.uint8))
+    with pytest.raises(GenaugError, match=match):
+        folder_pipeline(folder_checkpoint)((image, label))
+
+
+def test_albumentations_label_of_wrong_range_is_named(folder_checkpoint):
+    from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
+
+    transform = AlbumentationsGenerativeAugment(str(folder_checkpoint), p=1.0)
+    with pytest.raises(GenaugError, match="labels from 10 to 10"):
+        transform(image=np.zeros((16, 16, 1), np.uint8), label=10)

@@ -133,7 +133,6 @@ def test_batched_images_key_is_one_generator_call(checkpoint):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"image": _image()}, "conditional.*needs one class label"),
         ({"image": _image(), "label": 10}, "labels from 10 to 10"),
         ({"image": _image().astype(np.float64), "label": 1}, "uint8 or float32 image, got float64"),
         ({"image": _image((16, 16, 3, 1)), "label": 1}, r"shaped \(H, W, C\) or \(H, W\)"),

@@ -70,7 +70,6 @@ def test_a_training_step_backpropagates_through_the_augmented_batch():
     [
         (torch.rand(0, 1, 16, 16), torch.zeros(0, dtype=torch.long), "empty batch"),
         (torch.rand(4, 1, 16, 16), torch.arange(3), "3 labels for 4 images"),
-        (torch.rand(4, 1, 16, 16), None, "needs one class label per image"),
         (torch.rand(4, 2, 16, 16), torch.arange(4), "2 channels"),
         ("images", torch.arange(4), "expects a torch.Tensor"),
     ],

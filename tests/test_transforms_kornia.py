@@ -236,8 +236,9 @@ def test_bad_settings_are_refused_at_construction(checkpoint, kwargs, message):
 def test_conditional_generator_takes_labels_at_the_call_or_around_a_pipeline():
     aug = KorniaGenerativeAugment(make_generator(num_classes=10), mode="interpolate", p=1.0)
     images, labels = _images(8, channels=1, size=16), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    with pytest.raises(GenaugError, match="conditional"):
-        aug(images)
+    unlabelled = aug(images)  # no labels: the generator conditions on the classes it infers
+    assert "labels" not in aug._params
+    assert torch.equal(aug(images, params=aug._params), unlabelled)
     out = aug(images, labels=labels)
     assert torch.equal(aug._params["labels"], labels)
     partner = aug._params["partner"]

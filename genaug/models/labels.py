@@ -95,9 +95,10 @@ def inference_problem(model: nn.Module, method: str = "head") -> str | None:
         )
     if method == "head" and getattr(model, "class_head", None) is None:
         return (
-            f"This conditional {family} checkpoint has no class head (it was trained by an older "
-            "genaug), so it cannot infer the class of an image given without a label; retrain it "
-            "with this genaug, pass labels with the images, or train with --unlabeled."
+            f"This conditional {family} generator has no class head (trained by an older genaug, "
+            "or with class_head=False), so it cannot infer the class of an image given without a "
+            "label; retrain it with this genaug, pass labels with the images, or train with "
+            "--unlabeled."
         )
     return None
 

@@ -1,5 +1,11 @@
 """Checking what a generative transform is given: images, labels, and making the batch ready
-for the generator (float32 in [0, 1], its channels and size, on its device)."""
+for the generator (float32 in [0, 1], its channels and size, on its device).
+
+A conditional generator handed images without labels (the ``transform=`` slot of
+``ImageFolder``, a bare tensor, ``A.Compose`` without the label key) conditions on the class it
+infers for each image (:meth:`~genaug.models.base.Generator.infer_labels`); the caller's labels,
+if any, are never changed.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from genaug.data.convert import convert_channels, resize_images, to_float_images
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 
-__all__ = ["RANGE_TOLERANCE", "Prepared", "check_labels", "prepare_batch"]
+__all__ = ["RANGE_TOLERANCE", "Prepared", "check_labels", "check_label_source", "prepare_batch"]
 
 RANGE_TOLERANCE = 0.05  # float pixels this far outside [0, 1] are clamped; further is an error
 
@@ -23,7 +29,7 @@ class Prepared(NamedTuple):
 
     batch: Tensor  # the caller's images, untouched
     work: Tensor  # (B, C_gen, S, S) float32 in [0, 1] on the generator's device (if converted)
-    classes: Tensor | None  # (B,) long on the generator's device, or None
+    classes: Tensor | None  # (B,) long on the generator's device (given or inferred), or None
     model: Generator
 
 
@@ -69,7 +75,10 @@ def prepare_batch(
             "(0..1), so cast them to one of those."
         )
     classes = check_labels(labels, n, model, owner, mode, guided)
-    if not convert:  # enough to draw parameters
+    # No labels for a conditional generator (check_labels refused one that cannot infer): it
+    # conditions on the inferred classes. Drawing parameters needs them only for partners.
+    infer = classes is None and model.conditional
+    if not convert and not (infer and mode == "interpolate"):  # enough to draw parameters
         return Prepared(batch, batch, classes, model)
     work = to_float_images(batch)
     if batch.is_floating_point():
@@ -91,7 +100,23 @@ def prepare_batch(
     work = convert_channels(work, model.channels)
     work = resize_images(work, model.image_size)  # (B, C_gen, S, S)
     work = work.contiguous(memory_format=torch.channels_last)  # what the convolutions prefer
-    return Prepared(batch, work, classes, model)
+    if infer:
+        classes = model.infer_labels(work)  # (B,): used to decode only, never returned
+    return Prepared(batch, work if convert else batch, classes, model)
+
+
+def check_label_source(model: Generator, owner: str, mode: str, why: str) -> None:
+    """Refuse a conditional generator that cannot infer classes where no label comes (``why``).
+
+    Transforms call it when built if no label can ever reach them (the torchvision adapter's
+    ``labels_getter=None``), and on a call that brings none.
+    """
+    problem = model.label_inference_problem() if model.conditional else None
+    if problem:
+        raise GenaugError(
+            f"{owner}: mode {mode!r} of a conditional generator needs one class label per "
+            f"image and {why}, but {problem[0].lower()}{problem[1:]}"
+        )
 
 
 def check_labels(
@@ -106,11 +131,7 @@ def check_labels(
                 "pass the labels (an (image, label) sample, or labels=...)."
             )
         if model.conditional:
-            raise GenaugError(
-                f"{owner}: the {model.family} generator is conditional, so mode {mode!r} "
-                "needs one class label per image, and none was given; pass the labels "
-                "(an (image, label) sample, or labels=...)."
-            )
+            check_label_source(model, owner, mode, "none was given")
         return None
     if not model.conditional and mode == "resample":
         raise GenaugError(

@@ -68,7 +68,9 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
             does the same thing when loaded.
         strength: magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
         label_key: the keyword the class label comes in (``pipeline(image=img, label=3)``);
-            needed for a conditional generator. With ``images=`` give a sequence of labels.
+            what a conditional generator conditions on; a call without it conditions on the
+            class the generator infers (one that cannot infer says so). With ``images=`` give a
+            sequence of labels.
         p: probability of applying the transform to a call (Albumentations' own ``p``).
         neighbours: for mode ``neighbour``, a :class:`~genaug.transforms.walk.NeighbourWalk`
             whose bank (and guide) are dataset specs (``imagefolder:PATH``: serialisable), or

@@ -100,8 +100,10 @@ class GenerativeAugment(nn.Module):
 
     Images of another size are resized to the generator's and back; gray <-> RGB is converted.
     The output keeps the input's dtype, device, size and channel count; the input is not
-    modified. Labels ``(B,)`` (or soft ``(B, num_classes)``, argmax used) are needed by a
-    conditional generator. The transform moves with ``.to(device)``.
+    modified. Labels ``(B,)`` (or soft ``(B, num_classes)``, argmax used) are what a conditional
+    generator conditions on; given none, it conditions on the class it infers for each image
+    (``Generator.infer_labels``; one that cannot infer says so). The transform moves with
+    ``.to(device)``.
 
     Example: ``aug = GenerativeAugment.from_checkpoint("runs/digits-vae", p=0.5, seed=0)``,
     then ``images = aug(images, labels)``.

@@ -34,7 +34,8 @@ It follows Kornia's conventions, not genaug's other adapters', where they differ
 
 Labels: Kornia carries none to an augmentation, so a conditional generator gets them through
 ``aug(x, labels=...)`` or ``with aug.use_labels(...)`` around the pipeline call (class indices
-``(B,)`` or soft labels ``(B, num_classes)``). An unconditional generator needs none.
+``(B,)`` or soft labels ``(B, num_classes)``); given none, it conditions on the class it
+infers for each image (one that cannot infer says so). An unconditional generator needs none.
 """
 
 from __future__ import annotations

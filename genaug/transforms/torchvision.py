@@ -6,7 +6,9 @@ are read from an ``(image, label)`` sample or a dict (like ``v2.MixUp``'s ``labe
 passed through unchanged. Bounding boxes, masks and keypoints pass through too, with a warning:
 the generator moves the image content, so they may no longer match.
 
-``torchvision.datasets.ImageFolder`` gives its ``transform`` the image alone; wrap the dataset in
+``torchvision.datasets.ImageFolder`` gives its ``transform`` the image alone: a conditional
+generator then conditions on the class it infers for the image (the dataset's label is not
+touched). To condition on the dataset's labels instead, wrap the dataset in
 :class:`JointTransformDataset` so the transform sees ``(image, label)`` samples.
 """
 
@@ -28,6 +30,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
+from genaug.transforms._inputs import check_label_source
 from genaug.transforms.core import GenerativeAugment
 from genaug.transforms.walk import NeighbourWalk
 
@@ -63,6 +66,8 @@ def default_labels_getter(sample: Any) -> Any:
         return candidate
     if isinstance(candidate, Tensor) and not isinstance(candidate, tv_tensors.TVTensor):
         return candidate
+    if isinstance(candidate, (str, bytes, bool, float, np.floating, np.bool_)):
+        return candidate  # a label of the wrong type: returned so that the check names it
     return None
 
 
@@ -80,7 +85,9 @@ class TorchvisionGenerativeAugment(v2.Transform):
         mode, p, strength, seed: as for :class:`~genaug.transforms.core.GenerativeAugment`
             (``p`` is drawn per image; inside ``v2.RandomApply`` use ``p=1``).
         labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
-            the sample and returning its label(s), or None (no labels: unconditional use only).
+            the sample and returning its label(s), or None (the samples carry no labels: a
+            conditional generator infers each image's class, and one that cannot is refused
+            here). Without a label a conditional generator conditions on the inferred class.
         neighbours: for mode ``neighbour``, a :class:`~genaug.transforms.walk.NeighbourWalk`
             (or just its bank of images), as for ``GenerativeAugment``.
         detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
@@ -125,6 +132,8 @@ class TorchvisionGenerativeAugment(v2.Transform):
                 f"labels_getter must be 'default', a callable or None, got {labels_getter!r}."
             )
         self.labels_getter = labels_getter
+        if labels_getter is None:  # no label can come: refuse now a generator that cannot infer
+            check_label_source(self.generator, self.augment.owner, self.mode, "none can come")
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
