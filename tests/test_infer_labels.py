@@ -324,3 +324,12 @@ def test_albumentations_label_of_wrong_range_is_named(folder_checkpoint):
     transform = AlbumentationsGenerativeAugment(str(folder_checkpoint), p=1.0)
     with pytest.raises(GenaugError, match="labels from 10 to 10"):
         transform(image=np.zeros((16, 16, 1), np.uint8), label=10)
+
+
+def test_resuming_a_run_begun_without_the_head_says_to_start_over(tiny_config, split):
+    first = train(tiny_config(steps=4, checkpoint_every=2), dataset=split[0])
+    for weights in first.checkpoint.glob("*.safetensors"):  # as an older genaug wrote them
+        tensors = load_file(str(weights))
+        save_file({k: v for k, v in tensors.items() if "class_head" not in k}, str(weights))
+    with pytest.raises(GenaugError, match="does not fit the model.*start over with --overwrite"):
+        train(tiny_config(steps=6, checkpoint_every=2, resume=True), dataset=split[0])

@@ -158,8 +158,15 @@ def load_training_checkpoint(
             "previous one, or start over with --overwrite."
         ) from None
     device = model.device
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.model.load_state_dict(ema_tensors)
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.model.load_state_dict(ema_tensors)
+    except RuntimeError as exc:  # e.g. a run begun by an older genaug (no class head)
+        first = str(exc).strip().splitlines()[0].strip().rstrip(":")
+        raise GenaugError(
+            f"The checkpoint {folder} does not fit the model this genaug builds ({first}); it was "
+            "written by another genaug version, so start over with --overwrite."
+        ) from None
     ema.model.to(device)
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(_optimizer_from_tensors(meta["optimizers"][name], tensors))
