@@ -3,11 +3,13 @@
     python examples/torchvision_imagefolder.py            # trains a small VAE on the digits first
     python examples/torchvision_imagefolder.py --checkpoint runs/digits-vae
 
-The generative transform is one more step of a ``v2.Compose``. ``ImageFolder`` hands its
-``transform`` the image alone, but a conditional generator needs the class, so the whole
-``(image, label)`` sample goes through the pipeline with ``JointTransformDataset``. Built from a
-checkpoint path, the transform is safe in DataLoader workers (fork or spawn): each worker loads a
-CPU copy once and draws its own random stream.
+The generative transform is one more step of a ``v2.Compose`` in ``ImageFolder``'s
+``transform=`` slot. That slot hands the transform the image alone, so the conditional generator
+conditions on the class it infers for the image (its class head); the dataset's label is not
+touched. (To condition on the dataset's labels instead, pass the whole ``(image, label)`` sample
+with ``JointTransformDataset(ImageFolder(root), pipeline)``.) Built from a checkpoint path, the
+transform is safe in DataLoader workers (fork or spawn): each worker loads a CPU copy once and
+draws its own random stream.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torchvision.transforms import v2
 from genaug.data import load_dataset
 from genaug.train import TrainConfig, train
 from genaug.transforms.synthetic import image_to_pil
-from genaug.transforms.torchvision import JointTransformDataset, TorchvisionGenerativeAugment
+from genaug.transforms.torchvision import TorchvisionGenerativeAugment
 
 
 def train_generator(out: Path, tiny: bool) -> Path:
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             v2.ToDtype(torch.float32, scale=True),
         ]
     )
-    data = JointTransformDataset(ImageFolder(str(root)), pipeline)
+    data = ImageFolder(str(root), transform=pipeline)  # the image-only slot
     loader = DataLoader(data, batch_size=16, shuffle=True, num_workers=2)
     seen, shapes = 0, set()
     for images, labels in loader:  # (B, 1, S, S) float32 in [0, 1], (B,)
