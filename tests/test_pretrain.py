@@ -102,7 +102,7 @@ def test_the_base_classifier_is_reused_on_resume(finished, monkeypatch):
     result = run_bench(config)
     assert result.ran == 1 and result.reused == 2
     assert (pretrain.base_folder(finished) / "classifier.json").read_text() == record
-    with pytest.raises(GenaugError, match=r"trained with other settings \(steps\)"):
+    with pytest.raises(GenaugError, match=r"trained with other settings \(steps 3 there\)"):
         run_bench(tiny(finished, pretrain_steps=4, resume=True))
 
 

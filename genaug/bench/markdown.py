@@ -8,49 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from genaug.bench.cells import interval as _interval
+from genaug.bench.cells import p_value as _p
+from genaug.bench.cells import pct as _pct
+from genaug.bench.cells import signed as _signed
+from genaug.bench.cells import versus as _versus
 from genaug.bench.summary import SIGNIFICANCE, TARGET_ERROR_CUT
 from genaug.bench.transfer_markdown import episode_bullet, pipelines_section, test_bullet
 
 __all__ = ["format_markdown"]
-
-
-def _pct(value: float | None, digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    text = f"{100 * value:.{digits}f}"
-    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.0"
-
-
-def _interval(stats: dict[str, Any] | None, bounded: bool = False) -> str:
-    """``mean [low, high]`` in %; ``bounded``: an accuracy, so the interval is clipped to
-    [0, 100] (a t-interval over few seeds can reach past it)."""
-    if not stats:
-        return "-"
-    mean = _pct(stats.get("mean", stats.get("mean_difference")))
-    if stats.get("low") is None:
-        return mean
-    low, high = stats["low"], stats["high"]
-    if bounded:
-        low, high = max(0.0, low), min(1.0, high)
-    return f"{mean} [{_pct(low)}, {_pct(high)}]"
-
-
-def _signed(stats: dict[str, Any] | None) -> str:
-    if not stats:
-        return "-"
-    text = _interval(stats)
-    return text if text.startswith("-") else "+" + text
-
-
-def _versus(stats: dict[str, Any] | None) -> str:
-    """A paired difference with its t-test p, or ``-``."""
-    return "-" if not stats else f"{_signed(stats)}, p {_p(stats.get('p_t'))}"
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _seconds(value: float | None, digits: int = 1) -> str:

@@ -136,12 +136,14 @@ def ensure_base_classifier(
     wanted = _wanted(config, base)
     if (folder / RECORD).is_file() and (folder / WEIGHTS).is_file():
         record = json.loads((folder / RECORD).read_text())
-        changed = [k for k in _MATCH if record.get(k) != wanted[k]]
+        changed = [f"{k} {record.get(k)!r} there" for k in _MATCH if record.get(k) != wanted[k]]
         if changed:
+            # Its base: runs were measured with that classifier: retraining it alone would
+            # leave them in runs.jsonl beside runs of the new one.
             raise GenaugError(
                 f"the base classifier in {folder} was trained with other settings "
-                f"({', '.join(changed)}); delete that folder to retrain it, or pass --overwrite "
-                "to start the bench afresh."
+                f"({', '.join(changed)}); set them back, or pass --overwrite to start the bench "
+                "afresh."
             )
         return record
     record = _train(config, base, wanted)

@@ -62,6 +62,7 @@ def write_report(
         save_preview(
             preview,
             files["augmented_png"],
-            f"training images after augmentation ({shots}-shot, seed {seed})",
+            f"training images after augmentation ({shots}-shot, "
+            f"{'episode' if config.get('ways') else 'seed'} {seed})",
         )
     return summary, {k: str(v) for k, v in files.items()}

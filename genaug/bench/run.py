@@ -347,7 +347,7 @@ def _write_report(
         config=config.to_dict(),
         arms=[
             {"arm": a.label, "condition": a.condition, "source": a.source_label}
-            | {"start": "base" if a.base else "scratch"}
+            | ({"start": "base"} if a.base else {})  # old reports stay byte-identical
             for a in arms
         ],
         records=records,

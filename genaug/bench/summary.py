@@ -112,7 +112,8 @@ def build_summary(
             "conditions": rows,
         }
         summary["targets"] += _targets(shots, scratch, best, best_more)
-        pipelines = compare_pipelines(measured, _paired)
+        transfer = config.get("ways") or len(scratch) < len(measured)  # episodic or base:
+        pipelines = compare_pipelines(measured, _paired) if transfer else None
         if pipelines:
             summary["shots"][str(shots)]["pipelines"] = pipelines
     for entry in summary["shots"].values():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from genaug.bench import cells
+
 __all__ = ["episode_bullet", "pipelines_section", "test_bullet"]
 
 _NAMES = {
@@ -50,8 +52,6 @@ def test_bullet(config: dict[str, Any]) -> str:
 def pipelines_section(summary: dict[str, Any]) -> list[str]:
     """``## With and without the generator``: one table row per shot count (empty list when
     no shot count has generator or base-pretrained rows)."""
-    from genaug.bench import markdown as md
-
     entries = [(k, e["pipelines"]) for k, e in summary["shots"].items() if e.get("pipelines")]
     if not entries:
         return []
@@ -67,23 +67,23 @@ def pipelines_section(summary: dict[str, Any]) -> list[str]:
         "|" + " --- |" * (len(_NAMES) + 4),
     ]
     for shots, entry in entries:
-        cells = []
+        row = []
         for key in _NAMES:
             pick = entry["pipelines"].get(key)
             if pick is None:
-                cells.append("-")
+                row.append("-")
                 continue
-            acc = md._interval(pick["accuracy"], bounded=True)
+            acc = cells.interval(pick["accuracy"], bounded=True)
             vs = pick.get("vs_best_classic")
-            cells.append(f"{pick['arm']}: {acc}" + (f" ({md._versus(vs)})" if vs else ""))
+            row.append(f"{pick['arm']}: {acc}" + (f" ({cells.versus(vs)})" if vs else ""))
         vs = entry.get("with_vs_without") or {}
         versus = (
-            f"{entry['with_generator']} vs {entry['without_generator']}: {md._signed(vs)}"
+            f"{entry['with_generator']} vs {entry['without_generator']}: {cells.signed(vs)}"
             if vs
             else "-"
         )
-        p = f"{md._p(vs.get('p_t'))} / {md._p(vs.get('p_wilcoxon'))}" if vs else "-"
-        lines.append(f"| {shots} | {' | '.join(cells)} | {versus} | {p} | {entry['winner']} |")
+        p = f"{cells.p_value(vs.get('p_t'))} / {cells.p_value(vs.get('p_wilcoxon'))}" if vs else "-"
+        lines.append(f"| {shots} | {' | '.join(row)} | {versus} | {p} | {entry['winner']} |")
     lines.append("")
     others = [(k, e) for k, e in entries if e.get("generator_scratch_vs_others")]
     if others:
@@ -94,6 +94,8 @@ def pipelines_section(summary: dict[str, Any]) -> list[str]:
         for shots, entry in others:
             top = entry["pipelines"]["generator_scratch"]["arm"]
             for item in entry["generator_scratch_vs_others"]:
-                lines.append(f"- {shots} shot(s): {top} vs {item['arm']}: {md._versus(item['vs'])}")
+                lines.append(
+                    f"- {shots} shot(s): {top} vs {item['arm']}: {cells.versus(item['vs'])}"
+                )
         lines.append("")
     return lines
