@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from genaug.bench.classifier import ClassifierConfig
-from genaug.bench.episodic import check_episodic_settings, episodes_as_seeds
+from genaug.bench.episodic import check_episodic_settings, episodes_setting
+from genaug.bench.flags import parse_int_list, parse_seeds
 from genaug.bench.parts import normalise_parts, parts_axes
 from genaug.bench.pretrain import check_pretrain_settings, split_start
 from genaug.bench.recipes import (
@@ -50,8 +51,7 @@ DEFAULT_CONDITIONS = [
 # shots, seed, condition and source, so a grid may grow or shrink) and where/how it runs.
 AXES_AND_RUNTIME = frozenset(
     {"shots", "seeds", "conditions", "generator_data", "generators", "parts"}
-    # the base classifier's settings: its saved record is checked instead (bench/pretrain.py)
-    | {"pretrain_data", "pretrain_steps", "pretrain_augment"}
+    | {"pretrain_data", "pretrain_steps", "pretrain_augment"}  # its record is checked instead
     | {"device", "out", "resume", "overwrite", "progress", "preview"}
 )
 
@@ -160,15 +160,9 @@ class BenchConfig:
             that one generator. ``labeled`` generators stay per (seed, shots).
         more_real_factor: how many times the real shots the ``more-real`` reference gets.
         hflip: whether ``flipcrop`` flips (None: yes, except for digit datasets).
-        ways: None (the fixed-test-set protocol) or the classes per episode: the episodic
-            few-shot protocol of :mod:`genaug.bench.episodic`, where ``seeds`` are the episode
-            numbers (``episodes: 30`` in a file, ``--episodes 30``: episodes 0-29) and
-            ``test_seed`` seeds the episode stream. queries: an episode's test images per
-            class (None: the smallest class size minus max(shots) x more_real_factor, so the
-            more-real reference is tested on the same images; resolved and saved).
-        pretrain_data, pretrain_steps, pretrain_augment, finetune_lr: the base classes' data
-            spec that ``base:CONDITION`` conditions start from a classifier pretrained on, its
-            training (see :mod:`genaug.bench.pretrain`), and the fine-tuning peak lr (None: lr).
+        ways, queries: the episodic protocol (ways None: off), seeds = episode numbers; see
+            :mod:`genaug.bench.episodic`. pretrain_data, pretrain_steps, pretrain_augment,
+            finetune_lr: the base classifier of ``base:`` conditions (:mod:`~.pretrain`).
         device: ``auto``, ``cpu`` or ``cuda``.
         out: the run folder; resume: continue the bench there (same settings); overwrite:
             replace it. progress: a progress bar over the grid. preview: images per condition
@@ -348,29 +342,6 @@ def load_bench_config(path: str | os.PathLike) -> dict[str, Any]:
     return values
 
 
-def parse_int_list(text: str) -> list[int]:
-    """``"1,2,5"`` -> ``[1, 2, 5]`` (for command-line flags)."""
-    try:
-        values = [int(part) for part in str(text).split(",") if part.strip()]
-    except ValueError:
-        raise GenaugError(
-            f"{text!r} is not a comma-separated list of integers, e.g. 1,2,5."
-        ) from None
-    if not values:
-        raise GenaugError(f"{text!r} holds no integers; write e.g. 1,2,5.")
-    return values
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"10"`` -> seeds 0..9; ``"3,7"`` -> seeds 3 and 7 (for command-line flags)."""
-    values = parse_int_list(text)
-    if len(values) == 1 and "," not in str(text):
-        if values[0] < 1:
-            raise GenaugError(f"--seeds {text} asks for no seeds; give a count >= 1 or a list.")
-        return list(range(values[0]))
-    return values
-
-
 def build_bench_config(
     config_file: str | os.PathLike | None = None,
     generator_steps: int | None = None,
@@ -383,13 +354,7 @@ def build_bench_config(
     the conditions name. This is what ``genaug bench`` calls.
     """
     values = load_bench_config(config_file) if config_file else {}
-    if "episodes" in values:  # the episodic protocol's name for the seeds axis
-        if "seeds" in values:
-            raise GenaugError(
-                f"bench config {config_file} sets both seeds and episodes; in an episodic "
-                "bench the episodes are the seeds, so keep one."
-            )
-        values["seeds"] = episodes_as_seeds(values.pop("episodes"))
+    values = episodes_setting(values, f"bench config {config_file}")  # episodes: the seeds
     if values.get("parts"):  # checked against the file's own axes, before flags narrow them
         named = values.get("generators") if isinstance(values.get("generators"), dict) else {}
         known = sorted(set(list_generators()) | set(named))

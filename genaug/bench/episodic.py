@@ -39,6 +39,7 @@ __all__ = [
     "check_episodic_settings",
     "check_sources",
     "episodes_as_seeds",
+    "episodes_setting",
     "make_split",
     "more_real_support",
     "prepare_episodes",
@@ -70,6 +71,21 @@ def episodes_as_seeds(value: Any) -> list[int] | None:
     raise GenaugError(
         f"episodes must be a count (30: episodes 0-29) or a list of episode numbers, got {value!r}."
     )
+
+
+def episodes_setting(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """A config file's settings with ``episodes`` (the episodic name of the seeds axis) turned
+    into ``seeds``; both at once are refused."""
+    if "episodes" not in values:
+        return values
+    if "seeds" in values:
+        raise GenaugError(
+            f"{where} sets both seeds and episodes; in an episodic bench the episodes are the "
+            "seeds, so keep one."
+        )
+    values = dict(values)
+    values["seeds"] = episodes_as_seeds(values.pop("episodes"))
+    return values
 
 
 def check_episodic_settings(config: Any) -> None:
