@@ -8,6 +8,11 @@ per image on one CPU thread, in batches of 64 and of 1 (a DataLoader worker's tr
 
     python benchmarks/experiments/infer_labels.py [--steps 3000]
     # -> benchmarks/results/infer_labels.json
+
+Result (3000 steps, load average ~2.3 on 2 cores): the head is right for 99.26% of the test
+images at 0.14 ms/image (batch 64; 0.73 at batch 1), reconstruction for 98.70% at 3.06 ms/image
+(14.7 at batch 1), ~21x the head; one encode -> decode round trip costs 0.30 ms/image. The head
+is the default; reconstruction stays available by name (it needs no head).
 """
 
 from __future__ import annotations
