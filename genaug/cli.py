@@ -142,6 +142,11 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--pretrain-data", help="base classes for base:CONDITION conditions")
     bench.add_argument("--pretrain-steps", type=_positive_int, help="base classifier steps")
     bench.add_argument("--preview", type=int, help="images per condition in augmented.png")
+    bench.add_argument(
+        "--workers",
+        type=int,
+        help="classifier runs in parallel CPU processes, one thread each (default 1)",
+    )
     bench.add_argument("--resume", action="store_true", help="continue the bench in --out")
     bench.add_argument("--overwrite", action="store_true", help="replace the bench in --out")
     bench.add_argument(
@@ -305,6 +310,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             generator_data=args.generator_data.split(",") if args.generator_data else None,
             more_real_factor=args.more_real_factor,
             preview=args.preview,
+            workers=args.workers,
             device=args.device,
             resume=args.resume or None,
             overwrite=args.overwrite or None,

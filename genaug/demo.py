@@ -18,10 +18,12 @@ again in the same folder reuses finished runs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from genaug.bench.run import BenchConfig, run_bench
+from genaug.device import resolve_device
 from genaug.errors import GenaugError
 
 DEMO_CONDITIONS = ["none", "randaugment", "vae", "randaugment+vae"]
@@ -54,9 +56,25 @@ def demo_config(
         generator_data=["pool"],
         generators={"vae": {"steps": steps or DEMO_GENERATOR_STEPS, **DEMO_AUGMENTATION}},
         pool_per_seed=False,  # one VAE for the 3 seeds: the pool does not depend on the seed
+        workers=_cpu_workers(device),
         device=device,
         out=out,
         resume=True,
+    )
+
+
+def _cpu_workers(device: str) -> int:
+    """On a CPU, one classifier process per core (up to 4): each uses one thread best."""
+    if resolve_device(device).type != "cpu":
+        return 1
+    return max(
+        1,
+        min(
+            4,
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1),
+        ),
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+import genaug.bench.execute as execute_module
 import genaug.bench.run as bench_module
 from genaug.bench.classifier import check_model_name, create_classifier, macro_f1
 from genaug.bench.pipeline import build_pipeline, classic_transform
@@ -219,7 +220,7 @@ def test_interrupted_bench_resumes_without_repeating_runs(tmp_path, monkeypatch)
     out = tmp_path / "run"
     config = tiny_config(out, conditions=["none", "flipcrop", "affine"], preview=0)
     calls = []
-    real = bench_module.train_classifier
+    real = execute_module.train_classifier
 
     def interrupted_after_four(*args, **kwargs):
         if len(calls) == 4:
@@ -227,14 +228,14 @@ def test_interrupted_bench_resumes_without_repeating_runs(tmp_path, monkeypatch)
         calls.append(kwargs["init_seed"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bench_module, "train_classifier", interrupted_after_four)
+    monkeypatch.setattr(execute_module, "train_classifier", interrupted_after_four)
     with pytest.raises(KeyboardInterrupt):
         run_bench(config)
     assert len(read_runs(out / "runs.jsonl")) == 4
     with open(out / "runs.jsonl", "a") as f:  # a line torn by a crash is ignored
         f.write('{"key": "1|1|affine|-", "accu')
 
-    monkeypatch.setattr(bench_module, "train_classifier", real)
+    monkeypatch.setattr(execute_module, "train_classifier", real)
     with pytest.raises(GenaugError, match="--resume"):
         run_bench(config)  # neither --resume nor --overwrite: refused, nothing lost
     config.resume = True

@@ -52,7 +52,7 @@ DEFAULT_CONDITIONS = [
 AXES_AND_RUNTIME = frozenset(
     {"shots", "seeds", "conditions", "generator_data", "generators", "parts"}
     | {"pretrain_data", "pretrain_steps", "pretrain_augment"}  # its record is checked instead
-    | {"device", "out", "resume", "overwrite", "progress", "preview"}
+    | {"device", "out", "resume", "overwrite", "progress", "preview", "workers"}
 )
 
 
@@ -166,7 +166,8 @@ class BenchConfig:
         device: ``auto``, ``cpu`` or ``cuda``.
         out: the run folder; resume: continue the bench there (same settings); overwrite:
             replace it. progress: a progress bar over the grid. preview: images per condition
-            in ``augmented.png`` (0: none).
+            in ``augmented.png`` (0: none). workers: classifier runs in parallel CPU
+            processes, one thread each (:mod:`genaug.bench.workers`; results do not change).
     """
 
     data: str = "digits"
@@ -203,6 +204,7 @@ class BenchConfig:
     overwrite: bool = False
     progress: bool = True
     preview: int = 8
+    workers: int = 1
 
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> dict[str, Any]:
@@ -294,6 +296,8 @@ class BenchConfig:
             )
         if not 0.0 < float(self.test_fraction) < 1.0:
             raise GenaugError(f"test_fraction must lie in (0, 1), got {self.test_fraction!r}.")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise GenaugError(f"workers must be an integer >= 1, got {self.workers!r}.")
         if not isinstance(self.preview, int) or self.preview < 0:
             raise GenaugError(f"preview must be 0 or a positive integer, got {self.preview!r}.")
         check_episodic_settings(self)

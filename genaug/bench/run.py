@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from tqdm.auto import tqdm
 from genaug import distributed, lock
 from genaug.bench.arms import Arm, Grid, plan_arms, plan_grid
 from genaug.bench.cache import GeneratorCache, stable_seed
-from genaug.bench.classifier import check_model_name, create_classifier, train_classifier
+from genaug.bench.classifier import check_model_name, create_classifier
 from genaug.bench.config import (
     CONFIG_NAME,
     GENERATORS_DIR,
@@ -47,9 +46,10 @@ from genaug.bench.config import (
 )
 from genaug.bench.distributed import BenchShare, prepare_out_on_main
 from genaug.bench.episodic import check_sources, make_split, more_real_support, prepare_episodes
-from genaug.bench.pipeline import build_pipeline
-from genaug.bench.pretrain import classifier_for, ensure_base_classifier, load_base_data
+from genaug.bench.execute import arm_pipeline, run_key, run_one
+from genaug.bench.pretrain import ensure_base_classifier, load_base_data
 from genaug.bench.runs import append_run, read_runs
+from genaug.bench.workers import check_workers, run_in_workers
 from genaug.data import ImageDataset, batch_indices, few_shot_split, load_dataset
 from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
@@ -114,10 +114,6 @@ def _prepare_out(config: BenchConfig) -> Path:
     return out
 
 
-def run_key(shots: int, seed: int, arm: Arm) -> str:
-    return f"{shots}|{seed}|{arm.key}"
-
-
 # ---------------------------------------------------------------------------- running
 @dataclass
 class BenchResult:
@@ -130,94 +126,24 @@ class BenchResult:
     reused: int  # runs found finished in runs.jsonl
 
 
-def _run_one(
+def _run_in_order(
     config: BenchConfig,
-    arm: Arm,
-    shots: int,
-    seed: int,
-    split: Any,
-    more_real: Any,
+    dataset: ImageDataset,
+    tasks: list[tuple[int, int, Arm]],
     cache: GeneratorCache,
-) -> dict[str, Any]:
-    recipe = arm.recipe
-    labeled = more_real if recipe.more_real else split.labeled
-    generator, facts = None, None
-    if recipe.generative is not None:
-        got = cache.get(recipe.generative.generator, arm.source, seed, shots, split.labeled, True)
-        generator, facts = got
-    augment_seed = stable_seed(seed, shots, arm.key)
-    pipeline = _pipeline(config, arm, generator, augment_seed, split, cache)
-    result = train_classifier(
-        classifier_for(config, arm.base),
-        labeled.images,
-        labeled.targets,
-        split.test.images,
-        split.test.targets,
-        split.test.num_classes,
-        augment=pipeline,
-        init_seed=seed,
-        data_seed=seed,
-        augment_seed=augment_seed,
-    )
-    return {
-        "key": run_key(shots, seed, arm),
-        "shots": shots,
-        "seed": seed,
-        "condition": arm.condition,
-        "source": arm.source_label,
-        "source_spec": arm.source,
-        "arm": arm.label,
-        "start": "base" if arm.base else "scratch",
-        "kind": recipe.kind,
-        "generative": recipe.generative.settings() if recipe.generative else None,
-        "accuracy": result.accuracy,
-        "macro_f1": result.macro_f1,
-        "train_seconds": round(result.train_seconds, 3),
-        "augment_seconds": round(result.augment_seconds, 3),
-        "augment_ms_per_step": round(1000 * result.augment_seconds / result.steps, 3),
-        "steps": result.steps,
-        "train_images": result.train_images,
-        "test_images": len(split.test),
-        "subset_fingerprint": _subset_fingerprint(split.labeled),
-        "test_fingerprint": _subset_fingerprint(split.test),
-        "train_fingerprint": _subset_fingerprint(labeled),
-        "init_fingerprint": result.init_fingerprint,
-        "generator": facts,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-
-
-def _pipeline(
-    config: BenchConfig,
-    arm: Arm,
-    generator: Any,
-    augment_seed: int,
-    split: Any,
-    cache: GeneratorCache,
-) -> Any:
-    """The arm's batch augmentation; mode ``neighbour`` walks toward the generator's data."""
-    neighbours = cache.neighbours(arm.source, split.labeled) if arm.source else None
-    # A guided walk spreads the shots' labels over the bank; a conditional generator's bank
-    # is labelled already (its walk stays in the class without a guide).
-    conditional = generator is not None and generator.conditional
-    return build_pipeline(
-        arm.recipe,
-        config.image_size,
-        config.allow_flip(),
-        generator,
-        seed=augment_seed + 1,
-        neighbours=neighbours,
-        guide=None if conditional else split.labeled,
-    )
-
-
-def _subset_fingerprint(dataset: ImageDataset) -> str:
-    """A short hash of a labelled subset's images and targets (equal subsets <-> equal hash)."""
-    import hashlib
-
-    digest = hashlib.sha1(dataset.images.numpy().tobytes())
-    digest.update(dataset.targets.numpy().tobytes())
-    return digest.hexdigest()[:16]
+    finished: Any,
+    bar: Any,
+) -> None:
+    """The runs one after the other in this process (one split per cell)."""
+    cell, split, more_real = None, None, None
+    for shots, seed, arm in tasks:
+        if (shots, seed) != cell:
+            cell, more_real = (shots, seed), None
+            split = make_split(config, dataset, shots, seed)
+        if arm.recipe.more_real and more_real is None:
+            more_real = more_real_support(config, dataset, shots, seed)
+        bar.set_postfix_str(f"{shots}-shot seed {seed} {arm.label}")
+        finished(run_one(config, arm, shots, seed, split, more_real, cache))
 
 
 def _check_shots(config: BenchConfig, dataset: ImageDataset, arms: list[Arm]) -> None:
@@ -249,6 +175,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     """
     config = dataclasses.replace(config).validate()
     check_model_name(config.model)
+    check_workers(config)
     dataset = load_dataset(config.data, image_size=config.image_size, channels=config.channels)
     if dataset.num_classes < 2:
         raise GenaugError(f"{config.data} has fewer than two classes; a classifier needs two.")
@@ -282,27 +209,29 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     grid = plan.runs(config.seeds)
     reused = sum(run_key(k, s, arm) in done for k, s, arm in grid)
     cache = GeneratorCache(out / GENERATORS_DIR, config, dataset)
+    tasks = [
+        (shots, seed, arm)
+        for shots in config.shots
+        for seed in config.seeds
+        if share.owns(seed)  # another rank's seeds (and generators) are not ours
+        for arm in plan.cells[shots]
+        if run_key(shots, seed, arm) not in done
+    ]
     ran = 0
     bar = tqdm(total=len(grid), initial=reused, disable=not config.progress, desc="bench")
+
+    def finished(record: dict[str, Any]) -> None:
+        nonlocal ran
+        append_run(runs_path, record)
+        done[record["key"]] = record
+        ran += 1
+        bar.update(1)
+
     with bar, distributed.local_only():  # every rank runs its share alone; bar closes
-        for shots in config.shots:
-            for seed in config.seeds:
-                if not share.owns(seed):  # another rank's seed (and generators)
-                    continue
-                todo = [a for a in plan.cells[shots] if run_key(shots, seed, a) not in done]
-                if not todo:
-                    continue
-                split = make_split(config, dataset, shots, seed)
-                more_real = None
-                if any(arm.recipe.more_real for arm in todo):
-                    more_real = more_real_support(config, dataset, shots, seed)
-                for arm in todo:
-                    bar.set_postfix_str(f"{shots}-shot seed {seed} {arm.label}")
-                    record = _run_one(config, arm, shots, seed, split, more_real, cache)
-                    append_run(runs_path, record)
-                    done[record["key"]] = record
-                    ran += 1
-                    bar.update(1)
+        if config.workers > 1:
+            run_in_workers(config, dataset, tasks, cache, out, finished)
+        else:
+            _run_in_order(config, dataset, tasks, cache, finished, bar)
     done = share.gather(done)  # rank 0 merges every rank's runs into runs.jsonl
     if not distributed.is_main():
         return BenchResult(out=out, summary={}, files={}, ran=ran, reused=reused)
@@ -382,7 +311,7 @@ def _preview_rows(
             index = batch_indices(0, config.preview, len(labeled), seed)
             images, labels = labeled.images[index], labeled.targets[index]
             augment_seed = stable_seed(seed, shots, arm.key)
-            pipeline = _pipeline(config, arm, generator, augment_seed, split, cache)
+            pipeline = arm_pipeline(config, arm, generator, augment_seed, split, cache)
             torch.manual_seed(augment_seed)
             if pipeline is not None:  # show the generated share at its largest
                 warmup = arm.recipe.generative and arm.recipe.generative.schedule == "warmup"

@@ -1,0 +1,74 @@
+"""Parallel classifier runs (BenchConfig.workers): the same records as one process, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from genaug.bench.config import BenchConfig
+from genaug.bench.run import read_runs, run_bench
+from genaug.errors import GenaugError
+
+# Run-specific fields that may differ between processes (timings, wall-clock stamps).
+VOLATILE = {"train_seconds", "augment_seconds", "augment_ms_per_step", "finished", "generator"}
+
+
+def tiny(out: Path, **overrides) -> BenchConfig:
+    values = dict(
+        image_size=16,
+        shots=[1],
+        seeds=[0, 1],
+        model="test_resnet",
+        steps=3,
+        batch_size=8,
+        conditions=["none", "randaugment", "test_vae", "randaugment+test_vae"],
+        generator_data=["pool"],
+        generators={"test_vae": {"steps": 4, "batch_size": 16}},
+        pool_per_seed=False,
+        device="cpu",
+        out=str(out),
+        progress=False,
+        preview=0,
+    )
+    values.update(overrides)
+    return BenchConfig(**values)
+
+
+def stable(records: dict) -> dict:
+    return {key: {k: v for k, v in r.items() if k not in VOLATILE} for key, r in records.items()}
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_records_of_one_process(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers run one thread each: compare like with like
+    try:
+        one = run_bench(tiny(tmp_path / "one"))
+        two = run_bench(tiny(tmp_path / "two", workers=2))
+    finally:
+        torch.set_num_threads(threads)
+    assert one.ran == two.ran == 8
+    a, b = read_runs(tmp_path / "one" / "runs.jsonl"), read_runs(tmp_path / "two" / "runs.jsonl")
+    assert stable(a) == stable(b)  # accuracies, fingerprints, keys: identical
+    # one shared pool generator, trained by the main process before the workers start
+    assert sorted(p.name for p in (tmp_path / "two" / "generators").iterdir()) == [
+        "test_vae-pool-shared"
+    ]
+    again = run_bench(tiny(tmp_path / "two", workers=2, resume=True))
+    assert again.ran == 0 and again.reused == 8
+
+
+def test_workers_must_be_a_positive_integer(tmp_path):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(GenaugError, match="workers must be an integer >= 1"):
+            tiny(tmp_path, workers=bad).validate()
+
+
+def test_workers_are_refused_on_a_gpu(tmp_path, monkeypatch):
+    from genaug.bench import workers
+
+    monkeypatch.setattr(workers, "resolve_device", lambda spec: torch.device("cuda"))
+    with pytest.raises(GenaugError, match="use workers 1 on a GPU"):
+        workers.check_workers(tiny(tmp_path, workers=2, device="cuda"))
