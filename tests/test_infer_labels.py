@@ -6,6 +6,7 @@ Real data (scikit-learn digits at 16 px), real training (the one loop), tiny mod
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -300,6 +301,33 @@ def test_gan_is_refused_when_no_label_can_come(tmp_path):
     path = save_generator(gan, tmp_path / "gan")
     with pytest.raises(GenaugError, match="no encoder.*pass labels.*vae or cgan.*--unlabeled"):
         folder_pipeline(path, labels_getter=None)
+
+
+@pytest.mark.parametrize("host", ["torchvision", "albumentations", "kornia"])
+def test_adapters_say_at_build_time_that_labels_must_come(host, folder_checkpoint, tmp_path):
+    """Where labels may still come, a generator that cannot infer is built, with a warning
+    naming the fixes (said in the main process, not in the first DataLoader worker)."""
+    from genaug.transforms import LabelsRequiredWarning
+
+    gan = create_generator("test_gan", image_size=16, channels=1, num_classes=10)
+    for checkpoint, why in (
+        (headless(folder_checkpoint, tmp_path), "no class head.*retrain.*--unlabeled"),
+        (save_generator(gan, tmp_path / "gan"), "no encoder.*pass labels.*--unlabeled"),
+    ):
+        with pytest.warns(LabelsRequiredWarning, match=f"every call must bring.*{why}"):
+            if host == "torchvision":
+                folder_pipeline(checkpoint)
+            elif host == "albumentations":
+                from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
+
+                AlbumentationsGenerativeAugment(str(checkpoint), p=1.0)
+            else:
+                from genaug.transforms.kornia import KorniaGenerativeAugment
+
+                KorniaGenerativeAugment(str(checkpoint), p=1.0)
+    with warnings.catch_warnings():  # a generator with a head: nothing to say
+        warnings.simplefilter("error", LabelsRequiredWarning)
+        folder_pipeline(folder_checkpoint)
 
 
 @pytest.mark.parametrize(

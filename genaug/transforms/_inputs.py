@@ -9,6 +9,8 @@ if any, are never changed.
 
 from __future__ import annotations
 
+import warnings
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -19,7 +21,16 @@ from genaug.data.convert import convert_channels, resize_images, to_float_images
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 
-__all__ = ["RANGE_TOLERANCE", "Prepared", "check_labels", "check_label_source", "prepare_batch"]
+__all__ = [
+    "RANGE_TOLERANCE",
+    "LabelsRequiredWarning",
+    "Prepared",
+    "check_label_source",
+    "check_labels",
+    "config_label_problem",
+    "prepare_batch",
+    "warn_if_labels_required",
+]
 
 RANGE_TOLERANCE = 0.05  # float pixels this far outside [0, 1] are clamped; further is an error
 
@@ -117,6 +128,43 @@ def check_label_source(model: Generator, owner: str, mode: str, why: str) -> Non
             f"{owner}: mode {mode!r} of a conditional generator needs one class label per "
             f"image and {why}, but {problem[0].lower()}{problem[1:]}"
         )
+
+
+class LabelsRequiredWarning(UserWarning):
+    """A host adapter got a conditional generator that cannot infer an image's class.
+
+    Said when the transform is built (not in the first DataLoader worker): every call must then
+    bring labels, so an image-only slot (``ImageFolder(transform=...)``, ``A.Compose`` without
+    the label) would fail. Silence it with ``warnings.filterwarnings`` where labels always come.
+    """
+
+
+def warn_if_labels_required(problem: str | None, owner: str) -> None:
+    """Warn (:class:`LabelsRequiredWarning`) at build time when ``problem`` says that the
+    generator cannot infer classes, naming the fixes; nothing when it can or needs no class."""
+    if problem:
+        warnings.warn(
+            f"{owner}: every call must bring one class label per image, because "
+            f"{problem[0].lower()}{problem[1:]}",
+            LabelsRequiredWarning,
+            stacklevel=3,
+        )
+
+
+def config_label_problem(config: dict[str, Any], has_encoder: bool, mode: str) -> str | None:
+    """:meth:`Generator.label_inference_problem` read from a checkpoint's config (no weights)."""
+    from genaug.models.labels import inference_problem
+
+    args = config.get("model_args", {})
+    if mode == "vary" or int(args.get("num_classes", 0)) <= 0:
+        return None
+    stand_in = SimpleNamespace(  # what inference_problem looks at
+        conditional=True,
+        has_encoder=has_encoder,
+        family=config.get("family", "generator"),
+        class_head=object() if args.get("class_head") else None,
+    )
+    return inference_problem(stand_in)
 
 
 def check_labels(

@@ -26,6 +26,7 @@ from torch.utils.data import get_worker_info
 from genaug.errors import GenaugError
 from genaug.models.base import Generator, family_class
 from genaug.models.checkpoint import read_generator_config
+from genaug.transforms._inputs import config_label_problem, warn_if_labels_required
 from genaug.transforms.checks import check_detail, check_fraction, resolve_mode
 from genaug.transforms.core import GenerativeAugment, mix_seeds
 from genaug.transforms.walk import NeighbourWalk, as_walk, walk_for_mode
@@ -56,6 +57,16 @@ def _read_generator(generator: Any) -> tuple[Generator | str, bool, bool, str]:
         "AlbumentationsGenerativeAugment needs a checkpoint path (or a Generator), got "
         f"{type(generator).__name__}; pass the folder that `genaug train` wrote."
     )
+
+
+def _label_problem(generator: Generator | str, has_encoder: bool, mode: str) -> str | None:
+    """Why the generator cannot infer an unlabelled image's class (None: it can, or needs none)."""
+    if isinstance(generator, Generator):
+        return generator.label_inference_problem() if generator.conditional else None
+    return config_label_problem(read_generator_config(generator), has_encoder, mode)
+
+
+_OWNER = "AlbumentationsGenerativeAugment"
 
 
 class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
@@ -94,6 +105,7 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         self._augment: GenerativeAugment | None = None
         self.generator, *kind = _read_generator(generator)
         self.mode = resolve_mode(mode, *kind)
+        warn_if_labels_required(_label_problem(self.generator, kind[0], self.mode), _OWNER)
         self.strength = check_fraction(strength, "strength")
         if not isinstance(label_key, str) or not label_key:
             raise GenaugError(f"label_key must be a non-empty string, got {label_key!r}.")

@@ -51,6 +51,7 @@ from torch import Tensor
 
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
+from genaug.transforms._inputs import warn_if_labels_required
 from genaug.transforms.core import GenerativeAugment
 
 try:
@@ -154,6 +155,10 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
             compile=compile,
         )
         self.augment.owner = type(self).__name__
+        if self.augment.generator.conditional:  # Kornia passes no labels: say now if they must come
+            warn_if_labels_required(
+                self.augment.generator.label_inference_problem(), self.augment.owner
+            )
         self._labels: Any = None  # labels of the call in progress (forward or use_labels)
 
     @property

@@ -30,7 +30,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
-from genaug.transforms._inputs import check_label_source
+from genaug.transforms._inputs import check_label_source, warn_if_labels_required
 from genaug.transforms.core import GenerativeAugment
 from genaug.transforms.walk import NeighbourWalk
 
@@ -134,6 +134,8 @@ class TorchvisionGenerativeAugment(v2.Transform):
         self.labels_getter = labels_getter
         if labels_getter is None:  # no label can come: refuse now a generator that cannot infer
             check_label_source(self.generator, self.augment.owner, self.mode, "none can come")
+        elif self.generator.conditional:  # labels may come; say now if they must
+            warn_if_labels_required(self.generator.label_inference_problem(), self.augment.owner)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
