@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +72,14 @@ def run_in_workers(
         initializer=_start_worker,
         initargs=(config.to_dict(), str(out)),
     ) as pool:
-        pending = {pool.submit(_run_task, task) for task in tasks}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in finished:
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise future.exception()
+        futures = [pool.submit(_run_task, task) for task in tasks]
+        try:
+            for future in as_completed(futures):  # record each run as soon as it is done
                 on_record(future.result())
+        except BaseException:
+            for future in futures:  # a failed run (or Ctrl-C): start no other
+                future.cancel()
+            raise
 
 
 def _start_worker(config: dict[str, Any], out: str) -> None:
