@@ -3,6 +3,7 @@
 from genaug.models import cgan as _cgan  # noqa: F401  (registers the family)
 from genaug.models import dagan as _dagan  # noqa: F401  (registers the family)
 from genaug.models import gan as _gan  # noqa: F401  (registers the family)
+from genaug.models import pairvae as _pairvae  # noqa: F401  (registers the family)
 from genaug.models import vae as _vae  # noqa: F401  (registers the family)
 from genaug.models.base import Encoding, Generator, list_families, validate_image_size
 from genaug.models.cgan import CGAN
@@ -10,6 +11,7 @@ from genaug.models.checkpoint import load_generator, read_generator_config, save
 from genaug.models.dagan import DAGAN
 from genaug.models.gan import GAN
 from genaug.models.holder import GeneratorHolder
+from genaug.models.pairvae import PairVAE
 from genaug.models.registry import create_generator, list_generators, register
 from genaug.models.vae import VAE
 
@@ -17,6 +19,7 @@ __all__ = [
     "CGAN",
     "DAGAN",
     "GAN",
+    "PairVAE",
     "VAE",
     "Encoding",
     "Generator",
