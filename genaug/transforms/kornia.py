@@ -52,6 +52,7 @@ from torch import Tensor
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.transforms._inputs import warn_if_labels_required
+from genaug.transforms.checks import check_flag, check_fraction
 from genaug.transforms.core import GenerativeAugment
 
 try:
@@ -74,7 +75,11 @@ def _core(generator: Generator | str | os.PathLike, neighbours: Any, **settings:
     adapter's settings reach the core."""
     if neighbours is not None:
         settings["neighbours"] = neighbours
-    return GenerativeAugment(generator, p=1.0, seed=0, **settings)
+    augment = GenerativeAugment(generator, p=1.0, seed=0, **settings)
+    augment.owner = "KorniaGenerativeAugment"
+    if augment.generator.conditional:  # Kornia passes no labels: say now if they must come
+        warn_if_labels_required(augment.generator.label_inference_problem(), augment.owner)
+    return augment
 
 
 def _global_generator(device: torch.device) -> torch.Generator:
@@ -83,14 +88,6 @@ def _global_generator(device: torch.device) -> torch.Generator:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return torch.cuda.default_generators[index]
     return torch.default_generator
-
-
-def _check_probability(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise GenaugError(f"{name} must be a number in [0, 1], got {value!r}.")
-    if not 0.0 <= float(value) <= 1.0:
-        raise GenaugError(f"{name} must lie in [0, 1], got {value!r}.")
-    return float(value)
 
 
 def _labels_tensor(labels: Any) -> Tensor:
@@ -136,14 +133,11 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
         p_batch: float = 1.0,
         keepdim: bool = False,
     ) -> None:
-        for name, flag in (("same_on_batch", same_on_batch), ("keepdim", keepdim)):
-            if not isinstance(flag, bool):
-                raise GenaugError(f"{name} must be True or False, got {flag!r}.")
         super().__init__(
-            p=_check_probability(p, "p"),
-            p_batch=_check_probability(p_batch, "p_batch"),
-            same_on_batch=same_on_batch,
-            keepdim=keepdim,
+            p=check_fraction(p, "p"),
+            p_batch=check_fraction(p_batch, "p_batch"),
+            same_on_batch=check_flag(same_on_batch, "same_on_batch"),
+            keepdim=check_flag(keepdim, "keepdim"),
         )
         self.augment = _core(
             generator,
@@ -154,11 +148,6 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
             precision=precision,
             compile=compile,
         )
-        self.augment.owner = type(self).__name__
-        if self.augment.generator.conditional:  # Kornia passes no labels: say now if they must come
-            warn_if_labels_required(
-                self.augment.generator.label_inference_problem(), self.augment.owner
-            )
         self._labels: Any = None  # labels of the call in progress (forward or use_labels)
 
     @property
