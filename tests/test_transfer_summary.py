@@ -1,12 +1,12 @@
-"""Pipelines with and without a generator (bench/pipelines.py) and their Markdown section
+"""Pipelines with and without a generator (bench/transfer_summary.py) and their Markdown section
 (bench/transfer_markdown.py), on hand-made summary rows."""
 
 from __future__ import annotations
 
-from genaug.bench.pipelines import compare_pipelines
 from genaug.bench.stats import summarize
 from genaug.bench.summary import _paired
 from genaug.bench.transfer_markdown import pipelines_section
+from genaug.bench.transfer_summary import compare_pipelines
 
 EPISODES = range(8)
 
