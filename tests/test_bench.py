@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 import genaug.bench.execute as execute_module
-import genaug.bench.run as bench_module
 from genaug.bench.classifier import check_model_name, create_classifier, macro_f1
 from genaug.bench.pipeline import build_pipeline, classic_transform
 from genaug.bench.recipes import parse_condition, split_conditions
