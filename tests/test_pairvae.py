@@ -95,9 +95,10 @@ def test_skips_choose_which_exemplar_features_reach_the_decoder(skips):
 
 
 def test_the_latent_is_used_after_training_on_pairs(digits16):
-    # A few hundred steps on real digit pairs: different latents give clearly different images.
+    # 150 steps on real digit pairs: different latents give clearly different images. (beta 1:
+    # the tiny model's z collapses this early under the default beta 3.)
     torch.manual_seed(0)
-    model = create_generator("test_pairvae", image_size=16).train()
+    model = create_generator("test_pairvae", image_size=16, beta=1.0).train()
     optimizers = model.create_optimizers(3e-3)
     images = digits16.images.float() / 255
     targets = digits16.targets
