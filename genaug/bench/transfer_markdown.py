@@ -1,5 +1,5 @@
 """The Markdown of an episodic (transfer) bench: the protocol's bullets, and the section that
-compares pipelines with and without a generator (:mod:`genaug.bench.pipelines`)."""
+compares pipelines with and without a generator (:mod:`genaug.bench.transfer_summary`)."""
 
 from __future__ import annotations
 
