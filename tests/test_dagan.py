@@ -13,7 +13,7 @@ from genaug.data import ImageDataset
 from genaug.models import DAGAN, save_generator
 from genaug.train import train
 
-LOSSES = {"g_loss", "d_loss", "d_real", "d_fake", "diversity", "d_mismatch"}
+LOSSES = {"g_loss", "d_loss", "d_real", "d_fake", "diversity", "match", "d_mismatch"}
 
 
 def _vary(model, images, seed=0):
@@ -105,7 +105,7 @@ def test_needs_an_exemplar_and_says_so():
         model.vary(torch.rand(2, 3, 16, 16))
     with pytest.raises(GenaugError, match="trains on pairs: pass partners"):
         model.training_step(torch.rand(2, 1, 16, 16), None, {}, torch.autocast)
-    with pytest.raises(GenaugError, match=r"image-conditioned generator \(dagan\)"):
+    with pytest.raises(GenaugError, match=r"image-conditioned generator \(dagan, pairvae\)"):
         create_generator("test_gan", image_size=16).vary(torch.rand(2, 1, 16, 16))
 
 
@@ -140,3 +140,37 @@ def test_mismatched_pairs_join_the_fakes_only_when_asked(mismatched):
     )
     assert seen[0] == (12 if mismatched else 8)  # real + fake (+ mismatched) pairs, one batch
     assert ("d_mismatch" in losses) is mismatched
+
+
+def test_skip_drop_and_upsample_shape_the_generator():
+    # At 16 px the decoder has one skip level (8 px); dropping it leaves the exemplar only the
+    # 4x4 bottleneck, so the generator's parameters shrink and its outputs keep their shape.
+    kept = create_generator("test_dagan", image_size=16, skip_drop=0, upsample="transposed")
+    dropped = create_generator("test_dagan", image_size=16, skip_drop=1, upsample="resize")
+    assert dropped.generator.use_skip == [False] and kept.generator.use_skip == [True]
+    count = lambda m: sum(p.numel() for p in m.generator.parameters())  # noqa: E731
+    assert count(dropped) != count(kept)
+    images = torch.rand(3, 1, 16, 16)
+    for model in (kept, dropped):
+        assert model.eval().vary(images).shape == images.shape
+    assert type(dropped)(**dropped.config).config == dropped.config
+    with pytest.raises(GenaugError, match="skip_drop must be an integer from 0 to 1 at 16 px"):
+        create_generator("test_dagan", image_size=16, skip_drop=2)
+    with pytest.raises(GenaugError, match="Unknown upsample 'bicubic'"):
+        create_generator("test_dagan", image_size=16, upsample="bicubic")
+
+
+def test_a_checkpoint_without_the_newer_arguments_loads_as_it_was_built(tmp_path):
+    import json
+
+    old = create_generator("test_dagan", image_size=16, skip_drop=0, upsample="transposed")
+    folder = save_generator(old, tmp_path / "old")
+    config_path = next(p for p in Path(folder).rglob("*.json") if "model_args" in p.read_text())
+    config = json.loads(config_path.read_text())
+    for key in ("skip_drop", "upsample", "match_weight"):
+        del config["model_args"][key]
+    config_path.write_text(json.dumps(config))
+    loaded = load_generator(folder)
+    images = torch.rand(2, 1, 16, 16)
+    noise = torch.randn(2, old.latent_dim)
+    assert torch.equal(old.eval().vary(images, noise=noise), loaded.vary(images, noise=noise))
