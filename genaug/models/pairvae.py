@@ -36,6 +36,7 @@ from torch.nn import functional as F
 from genaug.errors import GenaugError
 from genaug.models.base import AutocastFactory, Generator, num_resolution_steps, stage_widths
 from genaug.models.registry import register
+from genaug.models.varying import NO_EXEMPLAR, check_exemplars, vary_exemplars
 
 
 def _down(in_channels: int, widths: list[int]) -> nn.ModuleList:
@@ -187,36 +188,15 @@ class PairVAE(Generator):
         central variation. ``generator`` (on the model's device) makes the noise reproducible;
         ``noise`` (B, latent_dim) gives it instead. Works for classes the model never saw.
         """
-        images = self.check_exemplars(images)
-        b = images.shape[0]
-        if noise is None:
-            z = torch.randn(b, self.latent_dim, generator=generator, device=self.device)
-        elif tuple(noise.shape) != (b, self.latent_dim):
-            raise GenaugError(
-                f"noise must be shaped ({b}, {self.latent_dim}) for {b} images, got "
-                f"{tuple(noise.shape)}."
-            )
-        else:
-            z = noise.to(self.device, torch.float32)
-        return self.generate(images, z * float(strength)).float()
+        return vary_exemplars(self, images, strength, generator, noise)
 
     def check_exemplars(self, images: Tensor) -> Tensor:
         """Images as float on the model's device, or a clear error for the wrong shape."""
-        want = (self.channels, self.image_size, self.image_size)
-        if not isinstance(images, Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != want:
-            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise GenaugError(
-                f"This {self.family} generator varies images shaped (B, {want[0]}, {want[1]}, "
-                f"{want[2]}), got {got}; resize and convert the images to that first."
-            )
-        return images.to(self.device, torch.float32)
+        return check_exemplars(self, images)
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Not available: a pair VAE needs an exemplar; see :meth:`vary`."""
-        raise GenaugError(
-            f"A {self.family} generator makes variations of given images, so it cannot draw "
-            "images from noise alone; call model.vary(images) (the transforms' vary mode)."
-        )
+        raise GenaugError(NO_EXEMPLAR.format(family=self.family))
 
     # ------------------------------------------------------------------------------ training
     def elbo_terms(self, images: Tensor, partners: Tensor) -> dict[str, Tensor]:
