@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from genaug.bench.stats import summarize
 from genaug.bench.summary import _paired
-from genaug.bench.transfer_markdown import pipelines_section
+from genaug.bench.transfer_markdown import pipelines_section, verdict_lines
 from genaug.bench.transfer_summary import compare_pipelines
 
 EPISODES = range(8)
@@ -93,3 +93,20 @@ def test_nothing_to_compare_without_generator_or_base_rows():
     ]
     assert compare_pipelines(plain, _paired) is None
     assert pipelines_section({"shots": {"1": {"conditions": []}}}) == []
+
+
+def test_the_verdict_opens_the_report_with_the_with_against_without_difference():
+    behind = compare_pipelines(rows(base_gain=0.2, generator_gain=0.05), _paired)
+    ahead = compare_pipelines(rows(base_gain=0.05, generator_gain=0.2), _paired)
+    text = "\n".join(
+        verdict_lines({"shots": {"1": {"pipelines": behind}, "5": {"pipelines": ahead}}})
+    )
+    assert (
+        "**1 shot:** the best pipeline with a generator (randaugment+dagan [checkpoint]) "
+        "is behind the best without one (base:randaugment): -" in text
+    )
+    assert (
+        "**5 shots:** the best pipeline with a generator (randaugment+dagan [checkpoint]) "
+        "is ahead of the best without one (base:randaugment): +" in text
+    )
+    assert verdict_lines({"shots": {"1": {"conditions": []}}}) == []

@@ -14,7 +14,12 @@ from genaug.bench.cells import pct as _pct
 from genaug.bench.cells import signed as _signed
 from genaug.bench.cells import versus as _versus
 from genaug.bench.summary import SIGNIFICANCE, TARGET_ERROR_CUT
-from genaug.bench.transfer_markdown import episode_bullet, pipelines_section, test_bullet
+from genaug.bench.transfer_markdown import (
+    episode_bullet,
+    pipelines_section,
+    test_bullet,
+    verdict_lines,
+)
 
 __all__ = ["format_markdown"]
 
@@ -23,18 +28,34 @@ def _seconds(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+_SOURCES = {
+    "labeled": "`labeled` = the k-shot images with their labels only",
+    "pool": "`pool` = every training image with its label hidden (the semi-supervised setting: "
+    "the pool's labels are never used)",
+    "checkpoint": "`checkpoint` = a generator trained beforehand, given by its folder",
+}
+
+
+def _sources_bullet(config: dict[str, Any]) -> str:
+    """What each generator source of this bench means (only the sources it names)."""
+    named = [str(s).split(":", 1)[0] for s in config.get("generator_data") or []]
+    parts = [_SOURCES[s] for s in _SOURCES if s in named]
+    return f"- Generator data: {'; '.join(parts)}." if parts else "- No generator data."
+
+
 def format_markdown(summary: dict[str, Any]) -> str:
     """The report as Markdown: settings, one table per shot count, the targets."""
     config = summary["config"]
     seeds = config["seeds"]
     unit = "episodes" if config.get("ways") else "seeds"  # the episodic protocol's seeds
     lines = [f"# genaug bench: {config['data']}, timm {config['model']}", ""]
+    lines += verdict_lines(summary)
     if summary.get("command"):
         lines += ["Command:", "", f"    {summary['command']}", ""]
     if not summary["complete"]:
         lines += [
             f"**Partial results: {summary['runs_found']} of {summary['runs_expected']} runs "
-            "finished.** Statistics below use the seeds each cell has.",
+            f"finished.** Statistics below use the {unit} each cell has.",
             "",
         ]
     lines += [
@@ -52,9 +73,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
         if config.get("ways")
         else f"- Test set: a fixed real {config['test_fraction']:.0%} of every class "
         f"(test seed {config['test_seed']}), the same for every seed and condition.",
-        "- Generator data: `labeled` = the k-shot images with their labels only; `pool` = every "
-        "training image with its label hidden (the semi-supervised setting: the pool's labels "
-        "are never used); `checkpoint` = a given generator.",
+        _sources_bullet(config),
         f"- Accuracy: mean over {unit} [95% t-interval, clipped to 0-100], in %. Δ: paired mean difference in "
         "percentage points [95% interval]; p: two-sided paired t-test / Wilcoxon signed-rank. "
         "The best classic condition is chosen per shot count after the fact (the strongest "

@@ -7,7 +7,7 @@ from typing import Any
 
 from genaug.bench import cells
 
-__all__ = ["episode_bullet", "pipelines_section", "test_bullet"]
+__all__ = ["episode_bullet", "pipelines_section", "test_bullet", "verdict_lines"]
 
 _NAMES = {
     "classic_scratch": "best classic, from scratch",
@@ -16,6 +16,37 @@ _NAMES = {
     "generator_base": "the same + generator (base-pretrained)",
     "more_real": "more real shots",
 }
+
+
+def verdict_lines(summary: dict[str, Any]) -> list[str]:
+    """The report's opening: per shot count, is the best pipeline *with* a generator ahead of
+    the best one *without* (any start, more-real excluded)? Empty when nothing compares them.
+
+    This is the difference the report exists for, so it comes first, before any table.
+    """
+    lines = []
+    for shots, outer in summary["shots"].items():
+        entry = outer.get("pipelines") or {}  # compare_pipelines' output
+        vs = entry.get("with_vs_without")
+        if not vs:
+            continue
+        with_gen, without = entry["with_generator"], entry["without_generator"]
+        plural = "s" if shots != "1" else ""
+        if entry["winner"] == "with generator":
+            verb = "is ahead of"
+        elif entry["winner"] == "without generator":
+            verb = "is behind"
+        else:
+            ahead = vs["mean_difference"] > 0
+            verb = "is not significantly ahead of" if ahead else "is not ahead of"
+        lines.append(
+            f"- **{shots} shot{plural}:** the best pipeline with a generator ({with_gen}) {verb} "
+            f"the best without one ({without}): {cells.signed(vs)} pp (paired t-test p "
+            f"{cells.p_value(vs.get('p_t'))}, Wilcoxon p {cells.p_value(vs.get('p_wilcoxon'))})."
+        )
+    if not lines:
+        return []
+    return ["**With a generator against without one** (paired; details below):", "", *lines, ""]
 
 
 def episode_bullet(config: dict[str, Any]) -> str:
