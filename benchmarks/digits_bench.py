@@ -98,9 +98,10 @@ def main(argv: list[str] | None = None) -> None:
         scope += f"\n**How it ran.** {args.note}\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     markdown = Path(result.files["summary_md"]).read_text()
-    title, _, rest = markdown.partition("\n")
+    # The report's opening verdict (with vs without a generator) stays first; the scope follows.
+    head, marker, rest = markdown.partition("\nCommand:")
     name = args.name
-    atomic_write_text(RESULTS / f"{name}.md", f"{title}\n\n{scope}{rest}")
+    atomic_write_text(RESULTS / f"{name}.md", f"{head.rstrip()}\n\n{scope}{marker}{rest}")
     shutil.copyfile(result.files["summary_json"], RESULTS / f"{name}.json")
     # Every run (per seed), so the publication can be re-analysed without rerunning it.
     shutil.copyfile(Path(args.out) / RUNS_NAME, RESULTS / f"{name}_runs.jsonl")
@@ -151,21 +152,22 @@ def merge_benches(out: Path, parts: list[Path], config_path: Path) -> None:
 
 def _scope(full: dict, ran: dict, config_name: str) -> str:
     """A paragraph naming the part of the full grid this publication covers."""
+    unit = "episodes" if full.get("ways") else "seeds"
     lines = [
         f"**Scope.** The full published grid is `{config_name}`: "
-        f"shots {full['shots']}, {len(full['seeds'])} seeds, generator data "
+        f"shots {full['shots']}, {len(full['seeds'])} {unit}, generator data "
         f"{full['generator_data']}, {len(full['conditions'])} conditions.",
     ]
     missing = {
         "shot counts": [s for s in full["shots"] if s not in ran["shots"]],
-        "seeds": [s for s in full["seeds"] if s not in ran["seeds"]],
+        unit: [s for s in full["seeds"] if s not in ran["seeds"]],
         "generator data": [g for g in full["generator_data"] if g not in ran["generator_data"]],
         "conditions": [c for c in full["conditions"] if c not in ran["conditions"]],
     }
     if any(missing.values()):
         lines.append(
             "This publication ran only a part of it, for lack of compute (2 shared CPU cores): "
-            f"shots {ran['shots']}, seeds {ran['seeds']}, generator data "
+            f"shots {ran['shots']}, {unit} {ran['seeds']}, generator data "
             f"{ran['generator_data']}, conditions {', '.join(ran['conditions'])}."
         )
         for what, items in missing.items():

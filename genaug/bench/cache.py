@@ -22,6 +22,7 @@ from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
 from genaug.models import load_generator
 from genaug.models.base import Generator
+from genaug.train.stats import checkpoint_training_facts
 
 __all__ = ["SHARED_POOL_SEED", "GeneratorCache", "stable_seed"]
 
@@ -99,7 +100,7 @@ class GeneratorCache:
         if source.startswith("checkpoint:"):
             path = source.partition(":")[2]
             model = load_generator(path, device=self.device)
-            info = {"checkpoint": str(path), "train_seconds": None, "steps": None}
+            info = {"checkpoint": str(path), **checkpoint_training_facts(path)}
         else:
             loaded = self._load_or_train(name, source, seed, shots, labeled, train)
             if loaded is None:

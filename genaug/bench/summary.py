@@ -13,6 +13,7 @@ from typing import Any
 
 from genaug.bench.stats import error_rate_reduction, paired_comparison, summarize
 from genaug.bench.transfer_summary import compare_pipelines
+from genaug.train.stats import checkpoint_training_facts
 
 __all__ = ["SIGNIFICANCE", "TARGET_ERROR_CUT", "build_summary"]
 
@@ -82,7 +83,7 @@ def build_summary(
                 row["train_seconds"] = _mean([r["train_seconds"] for r in cell.values()])
                 row["train_images"] = _mean([r["train_images"] for r in cell.values()])
                 generators = [r["generator"] for r in cell.values() if r.get("generator")]
-                row["generator_seconds"] = _mean([g.get("train_seconds") for g in generators])
+                row["generator_seconds"] = _mean([_generator_seconds(g) for g in generators])
                 row["_acc"] = acc
             rows.append(row)
         measured = [r for r in rows if r["n"]]
@@ -203,3 +204,11 @@ def _targets(
             }
         )
     return out
+
+
+def _generator_seconds(info: dict[str, Any]) -> float | None:
+    """A run's generator training time: recorded by the bench when it trained the generator,
+    else read from a given checkpoint's run folder (its stats.jsonl), when it is still there."""
+    if info.get("train_seconds") is not None or not info.get("checkpoint"):
+        return info.get("train_seconds")
+    return checkpoint_training_facts(info["checkpoint"])["train_seconds"]

@@ -45,9 +45,9 @@ from genaug.train.state import (
     load_training_checkpoint,
     save_training_checkpoint,
 )
+from genaug.train.stats import STATS
 
 RUN_CONFIG = "run_config.json"
-STATS = "stats.jsonl"
 
 
 class TrainingDiverged(GenaugError):
