@@ -36,7 +36,7 @@ from genaug.data import load_dataset
 from genaug.plots import save_image_rows
 
 NEW = (
-    "omniglot:/work/shared/data/omniglot/images_background_small2.zip"
+    "omniglot:../shared/data/omniglot/images_background_small2.zip"  # from the repository root
     "@Japanese_(katakana),Sanskrit,Tagalog"
 )
 
