@@ -5,6 +5,7 @@ refusals (ways, class sizes, generator data that saw the evaluated classes) come
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,14 @@ def test_episodes_setting_and_flags(tmp_path, capsys):
     assert "--episodes and --seeds" in capsys.readouterr().err
     status = main([*argv, "--ways", "3", "--episodes", "2", "--shots", "1", "--steps", "2"])
     assert status == 0 and "2 episodes (0, 1) of 3 ways" in capsys.readouterr().out
+
+
+def test_resuming_with_narrowed_shots_keeps_the_saved_test_images(finished, base_dagan, tmp_path):
+    out, _ = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    # shots [1] alone would resolve 18 test images per class; the bench was started with 16
+    narrowed = tiny(copy, base_dagan, shots=[1], seeds=[0], conditions=["affine"], resume=True)
+    result = run_bench(narrowed)
+    assert (result.ran, result.reused) == (0, 1)
+    assert json.loads((copy / "bench_config.json").read_text())["queries"] == 16

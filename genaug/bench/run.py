@@ -146,6 +146,20 @@ def _run_in_order(
         finished(run_one(config, arm, shots, seed, split, more_real, cache))
 
 
+def _resume_queries(config: BenchConfig) -> None:
+    """Resuming an episodic bench keeps its test images: unset ``queries`` takes the saved value
+    (resolved from the shots it started with), not one resolved from narrowed ``--shots``."""
+    saved = Path(config.out) / CONFIG_NAME
+    if config.queries is not None or not config.resume or not saved.is_file():
+        return
+    try:
+        queries = json.loads(saved.read_text()).get("queries")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return  # _prepare_out says what is wrong with the folder
+    if isinstance(queries, int) and not isinstance(queries, bool):
+        config.queries = queries
+
+
 def _check_shots(config: BenchConfig, dataset: ImageDataset, arms: list[Arm]) -> None:
     """Every shot count (and its more-real multiple) fits every class: else one sentence."""
     if config.ways:  # episodes: checked (and queries resolved) by prepare_episodes
@@ -184,6 +198,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     arms = plan.arms
     _check_shots(config, dataset, arms)
     if config.ways:  # episodic: resolve the test images per class, refuse unfit sources
+        _resume_queries(config)
         prepare_episodes(config, dataset, arms)
         check_sources(config, dataset, arms)
     base = load_base_data(config, dataset) if any(a.base for a in arms) else None
