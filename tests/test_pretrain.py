@@ -114,6 +114,8 @@ def test_the_base_classifier_is_reused_on_resume(finished, monkeypatch):
         (dict(pretrain_steps=0), "pretrain_steps must be a positive integer"),
         (dict(pretrain_augment="randaugment+more-real"), "not more-real"),
         (dict(finetune_lr=-1.0), "finetune_lr must be a positive number"),
+        (dict(pretrain_augment="affine+test_pairvae"), "set pretrain_generator"),
+        (dict(pretrain_generator="checkpoint:x"), "uses no generator"),
     ],
 )
 def test_bad_pretraining_input_is_refused_before_any_run(tmp_path, overrides, match):
@@ -137,3 +139,70 @@ def test_condition_syntax_and_fine_tuning_settings(tmp_path):
     )
     with pytest.raises(GenaugError, match="listed twice"):
         run_bench(tiny(tmp_path / "twice", conditions=["base:none", "BASE:none"]))
+
+
+def _pairvae(out: Path, data: str) -> Path:
+    from genaug.train import TrainConfig, train
+
+    config = TrainConfig(
+        model="test_pairvae",
+        data=data,
+        out=str(out),
+        image_size=16,
+        steps=2,
+        batch_size=8,
+        checkpoint_every=2,
+        log_every=1,
+        device="cpu",
+        progress=False,
+    )
+    torch.manual_seed(0)
+    return Path(train(config).checkpoint)
+
+
+@pytest.fixture(scope="module")
+def base_pairvae(tmp_path_factory) -> Path:
+    """A test_pairvae trained (2 steps) on the Greek characters: the base classes."""
+    return _pairvae(tmp_path_factory.mktemp("pairvae") / "test_pairvae", BASE)
+
+
+def test_a_pretrain_generator_that_saw_the_evaluated_classes_is_refused(tmp_path):
+    leaked = _pairvae(tmp_path / "leaked", NEW)
+    out = tmp_path / "run"
+    config = tiny(
+        out,
+        pretrain_augment="affine+test_pairvae",
+        pretrain_generator=f"checkpoint:{leaked}",
+        generators={"test_pairvae": {"mode": "vary"}},
+    )
+    with pytest.raises(GenaugError, match="pretrain_generator .* was trained on classes this"):
+        run_bench(config)
+    assert not out.exists()
+
+
+def test_the_base_classifier_can_learn_from_a_generator_s_variations(
+    finished, base_pairvae, tmp_path
+):
+    spec = f"checkpoint:{base_pairvae}"
+    out = tmp_path / "run"
+    config = tiny(
+        out,
+        pretrain_augment="affine+test_pairvae",
+        pretrain_generator=spec,
+        generators={"test_pairvae": {"mode": "vary"}},
+    )
+    run_bench(config)
+    record = json.loads((pretrain.base_folder(out) / "classifier.json").read_text())
+    plain = json.loads((pretrain.base_folder(finished) / "classifier.json").read_text())
+    assert record["generator"] == spec and record["augment"] == "affine+test_pairvae"
+    assert plain["generator"] is None
+    # Same seeds, steps and classic draws: only the generator's variations differ.
+    assert record["weights_fingerprint"] != plain["weights_fingerprint"]
+    with pytest.raises(GenaugError, match="names a gan generator but"):
+        run_bench(
+            tiny(
+                tmp_path / "wrong",
+                pretrain_augment="affine+test_gan",
+                pretrain_generator=spec,
+            )
+        )

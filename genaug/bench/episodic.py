@@ -215,4 +215,16 @@ def check_sources(config: Any, dataset: ImageDataset, arms: list[Any]) -> dict[s
                 f"the generator in {path} was trained on classes this bench evaluates - {exc}"
             ) from None
         checked[source] = {"path": path, "training_classes": len(names), "overlap": 0}
+    spec = getattr(config, "pretrain_generator", None)
+    if spec and any(arm.base for arm in arms):  # the base classifier learns from its variations
+        path = spec.partition(":")[2] if spec.startswith("checkpoint:") else spec
+        names = training_class_names(load_generator(path))
+        if names is not None:
+            try:
+                check_disjoint_classes(names, dataset)
+            except GenaugError as exc:
+                raise GenaugError(
+                    f"pretrain_generator {path} was trained on classes this bench evaluates - "
+                    f"{exc}"
+                ) from None
     return {k: v for k, v in checked.items() if v is not None}

@@ -9,7 +9,9 @@ and draws the ``ways``-class head from the run's ``init_seed``, as a scratch mod
 
 The bench trains the base classifier once (same timm model and image size, ``pretrain_steps``
 AdamW steps of the bench's batch size and lr with a one-cycle schedule, ``pretrain_augment``:
-``none`` or classic augmentations) and keeps it in the run folder as
+``none``, classic augmentations, or classic + a generator given as ``pretrain_generator``, e.g.
+``randaugment+pairvae`` with ``checkpoint:runs/base/pairvae``: the classifier then also learns
+from the generator's variations of the base images) and keeps it in the run folder as
 ``pretrained/base-classifier/classifier.safetensors`` with ``classifier.json`` (its settings, the
 base classes, the command, time and training accuracy), written atomically. A bench that finds
 it reuses it; one trained with other settings is refused.
@@ -58,7 +60,7 @@ FOLDER = Path("pretrained") / "base-classifier"
 WEIGHTS, RECORD = "classifier.safetensors", "classifier.json"
 # What makes a saved base classifier the one a bench asks for.
 _MATCH = ("model", "data", "image_size", "channels", "steps", "batch_size", "lr")
-_MATCH += ("weight_decay", "augment", "seed")
+_MATCH += ("weight_decay", "augment", "seed", "generator")
 
 
 def split_start(text: str) -> tuple[str, bool]:
@@ -79,11 +81,21 @@ def check_pretrain_settings(config: Any) -> None:
         isinstance(config.finetune_lr, (int, float)) and config.finetune_lr > 0
     ):
         raise GenaugError(f"finetune_lr must be a positive number, got {config.finetune_lr!r}.")
-    recipe = parse_condition(str(config.pretrain_augment), [])
+    recipe = _pretrain_recipe(config)
     if recipe.more_real:
         raise GenaugError(
             "pretrain_augment takes none or classic augmentations (e.g. randaugment), not "
             "more-real."
+        )
+    if recipe.generative is not None and not config.pretrain_generator:
+        raise GenaugError(
+            f"pretrain_augment {config.pretrain_augment!r} uses a generator; set "
+            "pretrain_generator to its checkpoint (e.g. checkpoint:runs/base/pairvae)."
+        )
+    if recipe.generative is None and config.pretrain_generator:
+        raise GenaugError(
+            f"pretrain_generator is set but pretrain_augment {config.pretrain_augment!r} uses "
+            "no generator; name it there (e.g. randaugment+pairvae) or drop pretrain_generator."
         )
     on_base = [c for c in config.conditions if split_start(c)[1]]
     if on_base and not config.pretrain_data:
@@ -91,6 +103,18 @@ def check_pretrain_settings(config: Any) -> None:
             f"condition {on_base[0]!r} starts from a classifier pretrained on base classes; "
             "set pretrain_data to the base classes' data (e.g. omniglot:PATH@ALPHABET)."
         )
+
+
+def _pretrain_recipe(config: Any) -> Any:
+    """The recipe of ``pretrain_augment`` (a generator in it takes ``config.generators``'
+    defaults for its name, as in a condition)."""
+    from genaug.models import list_generators
+
+    return parse_condition(str(config.pretrain_augment), list_generators(), config.generators)
+
+
+def _checkpoint_path(spec: str) -> str:
+    return spec.partition(":")[2] if spec.startswith("checkpoint:") else spec
 
 
 def base_folder(out: str | Path) -> Path:
@@ -120,8 +144,9 @@ def _wanted(config: Any, base: ImageDataset) -> dict[str, Any]:
         "batch_size": config.batch_size,
         "lr": config.lr,
         "weight_decay": config.weight_decay,
-        "augment": parse_condition(str(config.pretrain_augment), []).name,
+        "augment": _pretrain_recipe(config).name,
         "seed": PRETRAIN_SEED,
+        "generator": config.pretrain_generator or None,
     }
 
 
@@ -177,8 +202,23 @@ def _train(config: Any, base: ImageDataset, wanted: dict[str, Any]) -> dict[str,
     # The statistics a fine-tuned copy is normalised with (create_classifier with a weights
     # file reads them from the model's pretrained config): the same here.
     mean, std = (t.to(device) for t in _normalisation(model, channels, True))
-    recipe = parse_condition(str(config.pretrain_augment), [])
-    augment = build_pipeline(recipe, size, config.allow_flip(), seed=PRETRAIN_SEED + 1)
+    recipe = _pretrain_recipe(config)
+    generator = None
+    if recipe.generative is not None:
+        from genaug.models import create_generator, load_generator
+
+        generator = load_generator(_checkpoint_path(config.pretrain_generator), device=device)
+        named = config.generator_settings(recipe.generative.generator).model
+        family = create_generator(named, image_size=16, channels=1).family  # tiny, to compare
+        if generator.family != family:
+            raise GenaugError(
+                f"pretrain_augment {config.pretrain_augment!r} names a {family} generator but "
+                f"pretrain_generator {config.pretrain_generator} holds a {generator.family}; "
+                "name the checkpoint's family there."
+            )
+    augment = build_pipeline(
+        recipe, size, config.allow_flip(), generator=generator, seed=PRETRAIN_SEED + 1
+    )
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -193,7 +233,8 @@ def _train(config: Any, base: ImageDataset, wanted: dict[str, Any]) -> dict[str,
         index = batch_indices(step, config.batch_size, len(base), PRETRAIN_SEED)  # (B,)
         images, labels = base.images[index], targets[index]  # (B, C, H, W) uint8, (B,)
         if augment is not None:
-            images, labels = augment(images, labels)
+            augment.set_progress(step / max(config.pretrain_steps - 1, 1))
+            images, labels = augment(images.to(device), labels.to(device))
         x = to_float_images(images.to(device, non_blocking=True))
         x = ((x - mean) / std).contiguous(memory_format=memory_format)
         with autocast():

@@ -69,7 +69,13 @@ def test_bullet(config: dict[str, Any]) -> str:
         base = (
             f" `base:` conditions fine-tune (lr {lr}, same steps) a classifier pretrained on "
             f"every class of {config['pretrain_data']} ({config['pretrain_steps']} steps, "
-            f"augmentation {config['pretrain_augment']}; saved in pretrained/base-classifier/ "
+            f"augmentation {config['pretrain_augment']}"
+            + (
+                f" with the generator {config['pretrain_generator']}"
+                if config.get("pretrain_generator")
+                else ""
+            )
+            + "; saved in pretrained/base-classifier/ "
             "with its settings), with a new head."
         )
     return (
