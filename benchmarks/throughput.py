@@ -17,9 +17,9 @@ repetition (so a busy machine slows them alike), reported as ratios:
 3. Images per second of the Kornia adapter (KorniaGenerativeAugment) beside Kornia's own
    RandomAffine and ColorJitter, on float images on the device (32 and 64 px, p=1), alone and
    inside AugmentationSequential. ``--parts kornia`` runs this one alone.
-4. Images per second of mode ``vary`` (a DAGAN, image-conditioned: one U-Net pass per image,
-   and L passes for a chain of L variations) against TrivialAugmentWide and RandAugment per
-   image, as in 1. ``--parts vary`` runs this one alone.
+4. Images per second of mode ``vary`` (image-conditioned: a DAGAN, one U-Net pass per image and
+   L passes for a chain of L variations; a pair-conditional VAE, one variation) against
+   TrivialAugmentWide and RandAugment per image, as in 1. ``--parts vary`` runs this one alone.
 
 The generators are untrained (the same size and cost as trained ones). Targets (CPU, 2 threads):
 generative >= 1.0x TrivialAugment img/s at 32 px; training step overhead <= 10%.
@@ -275,26 +275,30 @@ def kornia_throughput(args: argparse.Namespace, device: torch.device) -> list[di
 
 
 def vary_throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
-    """Images/s of mode ``vary`` (a ``dagan``, chains of 1-3) against the classic transforms."""
+    """Images/s of mode ``vary`` (a ``dagan``, chains of 1-3; a ``pairvae``) against the
+    classic transforms."""
     rows = []
     for size in (32, 64):
         images = torch.randint(0, 256, (args.batch, 3, size, size), dtype=torch.uint8)
         images = images.to(device)
         classic = classic_candidates(images)
         candidates = {k: v for k, v in classic.items() if "per image" in k and "Album" not in k}
-        model = create_generator("dagan", image_size=size, channels=3)
-        # float32 chains of 1-3; bfloat16 (where the device runs it natively) for one variation.
-        runs = [("float32", 1), ("float32", 2), ("float32", 3)]
+        # dagan: float32 chains of 1-3; bfloat16 (where the device runs it natively) for one
+        # variation. pairvae (the pair-conditional VAE): one float32 variation.
+        runs = [("dagan", "float32", 1), ("dagan", "float32", 2), ("dagan", "float32", 3)]
         if device.type == "cuda" or cpu_has_fast_bfloat16():
-            runs.append(("bfloat16", 1))
-        for precision, chain in runs:
-            augment = GenerativeAugment(model, mode="vary", p=1.0, seed=0, precision=precision)
-            augment = augment.to(device)
+            runs.append(("dagan", "bfloat16", 1))
+        runs.append(("pairvae", "float32", 1))
+        models = {f: create_generator(f, image_size=size, channels=3) for f in ("dagan", "pairvae")}
+        for family, precision, chain in runs:
+            augment = GenerativeAugment(
+                models[family], mode="vary", p=1.0, seed=0, precision=precision
+            ).to(device)
 
             def call(a: GenerativeAugment = augment, x: torch.Tensor = images, n: int = chain):
                 return a(x, params=a.make_params(x, chain=n))  # draws and applies, as forward
 
-            candidates[f"generative vary, dagan, chain {chain} ({precision})"] = call
+            candidates[f"generative vary, {family}, chain {chain} ({precision})"] = call
         seconds = interleaved(candidates, args.repeats, device)
         reference = seconds["TrivialAugmentWide (per image)"]
         for name, value in seconds.items():
