@@ -137,7 +137,7 @@ def main() -> None:
         rows = torch.linspace(0, len(chosen) - 1, 12).round().long()  # 12 exemplars, 12 classes
         shown = varied.view(len(chosen), v, *exemplars.shape[1:])[rows, :6]
         grid = torch.cat([exemplars[rows, None], shown], 1).flatten(0, 1)
-        names = [data.class_names[int(targets[chosen[r]])].split("/")[-1] for r in rows.tolist()]
+        names = [data.class_names[int(targets[chosen[r]])] for r in rows.tolist()]
         save_image_rows(grid, names, args.grid, title=f"strength {args.strength}")
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report))
