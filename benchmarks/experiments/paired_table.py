@@ -8,7 +8,11 @@ seeds both have [95% t-interval], the paired t-test p-value, and each seed's gai
     python benchmarks/experiments/paired_table.py FOLDER_OR_RUNS_FILE BASELINE_CONDITION
 
 A runs file (such as ``benchmarks/results/digits-guided_runs.jsonl``) works as well as a folder;
-a second argument makes another condition the baseline (paired differences against it).
+a second argument makes another condition the baseline (paired differences against it). Several
+folders, comma-separated, pair benches run on the same seeds and test images (checked): the
+conditions of the second and later ones are named ``FOLDER/condition``.
+
+    python benchmarks/experiments/paired_table.py runs/a,runs/b base:randaugment
 """
 
 import json
@@ -21,14 +25,22 @@ from scipy import stats
 
 BASELINE = sys.argv[2] if len(sys.argv) > 2 else "randaugment"
 
-folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/exp10")
-files = [folder] if folder.is_file() else sorted(folder.glob("runs*.jsonl"))
+folders = [Path(f) for f in (sys.argv[1] if len(sys.argv) > 1 else "runs/exp10").split(",")]
 accuracy: dict[tuple[int, str, str], dict[int, float]] = defaultdict(dict)
-for path in files:
-    for line in path.read_text().splitlines():
-        run = json.loads(line)
-        key = (run["shots"], run["source"] or "-", run["condition"])
-        accuracy[key][run["seed"]] = 100 * run["accuracy"]
+tests: dict[tuple[int, int], str] = {}  # (shots, seed) -> the test set's fingerprint
+for i, folder in enumerate(folders):
+    files = [folder] if folder.is_file() else sorted(folder.glob("runs*.jsonl"))
+    for path in files:
+        for line in path.read_text().splitlines():
+            run = json.loads(line)
+            label = folder.parent.name if folder.is_file() else folder.name
+            name = run["condition"] if i == 0 else f"{label}/{run['condition']}"
+            seen = tests.setdefault((run["shots"], run["seed"]), run.get("test_fingerprint"))
+            if seen != run.get("test_fingerprint"):
+                raise SystemExit(f"{path}: seed {run['seed']} was tested on other images")
+            accuracy[(run["shots"], run["source"] or "-", name)][run["seed"]] = (
+                100 * run["accuracy"]
+            )
 
 print(
     f"| shots | condition | generator data | seeds | accuracy % | gain vs {BASELINE}, pp [95% CI] "
