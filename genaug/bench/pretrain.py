@@ -234,7 +234,7 @@ def _train(config: Any, base: ImageDataset, wanted: dict[str, Any]) -> dict[str,
         images, labels = base.images[index], targets[index]  # (B, C, H, W) uint8, (B,)
         if augment is not None:
             augment.set_progress(step / max(config.pretrain_steps - 1, 1))
-            images, labels = augment(images.to(device), labels.to(device))
+            images, labels = augment(images, labels)  # as the bench's runs do
         x = to_float_images(images.to(device, non_blocking=True))
         x = ((x - mean) / std).contiguous(memory_format=memory_format)
         with autocast():
