@@ -146,6 +146,9 @@ def test_outputs_are_written_and_parse(finished):
     assert summary["targets"][0]["source"] == "pool"
     markdown = (out / "summary.md").read_text()
     assert "| condition | generator data |" in markdown and "## Targets" in markdown
+    assert "Δ vs real images" not in markdown  # no neighbour walk: no real-images lines
+    assert "- Generator data: `pool` = every training image" in markdown
+    assert "`labeled` =" not in markdown  # only the sources this bench used are explained
     assert "genaug bench (test)" in markdown
     for name in ("accuracy.png", "gain.png", "augmented.png"):
         with Image.open(out / name) as image:

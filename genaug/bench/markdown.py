@@ -128,39 +128,59 @@ def format_markdown(summary: dict[str, Any]) -> str:
             lines += [f"Not run at this shot count - {'; '.join(groups)}.", ""]
     lines += pipelines_section(summary)
     if summary["targets"]:
+        # The real-images lines (and their column) exist only for neighbour walks on a pool.
+        real = any(t.get("output", "generated") != "generated" for t in summary["targets"])
+        intro = (
+            "Best classic+generative condition per generator source (picked after the fact) "
+            "against the best classic condition"
+        )
+        if real:
+            intro += (
+                "; conditions whose outputs are *real images* only (a whole neighbour walk "
+                "with all the detail: the real unlabelled image the walk reached, under the "
+                "labelled image's label; no generated pixels) get their own line"
+            )
+        intro += (
+            f". *Beats*: mean gain > 0 with both paired tests p < {SIGNIFICANCE}. *Error cut*: "
+            f"at least {TARGET_ERROR_CUT:.0%} of the best classic condition's errors removed. "
+            "*Worth the real shots*: at least the accuracy of the best more-real reference."
+        )
+        if real:
+            intro += (
+                " *Δ vs real images*: a generated line against the real-images line of its "
+                "source (paired, pp, t-test p): what the generated pixels add over the real "
+                "images."
+            )
+        columns = ["shots", "generator data"] + (["output"] if real else [])
+        columns += ["best classic", "best classic+generative", "Δ pp", "p (t / W)", "error cut"]
+        columns += ["beats?", "error cut >= 20%?", "worth the real shots?"]
+        columns += ["Δ vs real images"] if real else []
         lines += [
             "## Targets",
             "",
-            "Best classic+generative condition per generator source (picked after the fact) "
-            "against the best classic condition; conditions whose outputs are *real images* "
-            "only (a whole neighbour walk with all the detail: the real unlabelled image the "
-            "walk reached, under the labelled image's label; no generated pixels) get their "
-            "own line. *Beats*: mean gain > 0 with both paired tests "
-            f"p < {SIGNIFICANCE}. *Error cut*: at least {TARGET_ERROR_CUT:.0%} of the best "
-            "classic condition's errors removed. *Worth the real shots*: at least the accuracy "
-            "of the best more-real reference. *Δ vs real images*: a generated line against the "
-            "real-images line of its source (paired, pp, t-test p): what the generated pixels "
-            "add over the real images.",
+            intro,
             "",
-            "| shots | generator data | output | best classic | best classic+generative | Δ pp | "
-            "p (t / W) | error cut | beats? | error cut >= 20%? | worth the real shots? | "
-            "Δ vs real images |",
-            "|" + " --- |" * 12,
+            "| " + " | ".join(columns) + " |",
+            "|" + " --- |" * len(columns),
         ]
         for t in summary["targets"]:
             vs = t["vs_best_classic"] or {}
             worth = (
                 "-" if t["worth_more_real"] is None else ("yes" if t["worth_more_real"] else "no")
             )
-            lines.append(
-                f"| {t['shots']} | {t['source']} | {t.get('output', 'generated')} | "
-                f"{t['best_classic']} | "
-                f"{t['best_classic_plus_generative']} | {_signed(vs or None)} | "
-                f"{_p(vs.get('p_t'))} / {_p(vs.get('p_wilcoxon'))} | "
-                f"{_pct(vs.get('error_rate_reduction'), 0)}% | "
-                f"{'yes' if t['beats_best_classic'] else 'no'} | "
-                f"{'yes' if t['error_cut_at_least_20pct'] else 'no'} | {worth} | "
-                f"{_versus(t.get('vs_real_images'))} |"
-            )
+            cells = [str(t["shots"]), str(t["source"])]
+            cells += [t.get("output", "generated")] if real else []
+            cells += [
+                str(t["best_classic"]),
+                str(t["best_classic_plus_generative"]),
+                _signed(vs or None),
+                f"{_p(vs.get('p_t'))} / {_p(vs.get('p_wilcoxon'))}",
+                f"{_pct(vs.get('error_rate_reduction'), 0)}%",
+                "yes" if t["beats_best_classic"] else "no",
+                "yes" if t["error_cut_at_least_20pct"] else "no",
+                worth,
+            ]
+            cells += [_versus(t.get("vs_real_images"))] if real else []
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
