@@ -68,6 +68,13 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log-every", type=_positive_int, default=50)
     train.add_argument("--latent-dim", type=_positive_int, help="override the latent size")
     train.add_argument("--width", type=_positive_int, help="override the base channel width")
+    train.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a constructor argument of the family (repeatable), e.g. beta=3 or critic=PATH",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument(
         "--sync-batchnorm",
@@ -162,10 +169,29 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_args(items: list[str]) -> dict[str, object]:
+    """``["beta=3", "critic=runs/x"]`` -> ``{"beta": 3, "critic": "runs/x"}`` (YAML scalars)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise GenaugError(f"--model-arg takes KEY=VALUE (e.g. beta=3), not {item!r}.")
+        value = yaml.safe_load(text) if text.strip() else None
+        if isinstance(value, (dict, list)):
+            raise GenaugError(
+                f"--model-arg {key} takes a number, true/false or text, not {text!r}."
+            )
+        out[key.strip()] = text if isinstance(value, str) else value  # text as written
+    return out
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from genaug.train import TrainConfig, train
 
     model_args = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v}
+    model_args.update(_model_args(args.model_arg))
     config = TrainConfig(
         model=args.model,
         data=args.data,

@@ -354,3 +354,24 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     steps = [json.loads(line)["step"] for line in (out / "stats.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 800  # no step logged twice
     assert load_generator(out).sample(2).shape == (2, 1, 16, 16)
+
+
+def test_model_args_reach_the_family_and_bad_ones_are_refused(tmp_path, capsys):
+    out = tmp_path / "beta"
+    argv = ["train", "--model", "test_pairvae", "--data", "digits", "--image-size", "16"]
+    argv += ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress"]
+    status, _, err = run_cli(capsys, *argv, "--model-arg", "beta=2.5", "--out", str(out))
+    assert status == 0, err
+    assert load_generator(out).config["beta"] == 2.5
+    expect_bad_input(
+        capsys,
+        *argv,
+        "--model-arg",
+        "nosuch=1",
+        "--out",
+        str(tmp_path / "a"),
+        match="generator 'test_pairvae' takes no argument 'nosuch'",
+    )
+    expect_bad_input(
+        capsys, *argv, "--model-arg", "beta", "--out", str(tmp_path / "b"), match="KEY=VALUE"
+    )

@@ -140,3 +140,44 @@ def test_config_round_trip_class_flags_and_bad_arguments():
     for bad in (dict(skips=-1), dict(beta=0.0), dict(width=0), dict(latent_channels=0)):
         with pytest.raises(GenaugError):
             create_generator("test_pairvae", **bad)
+
+
+def _critic_folder(folder: Path, class_names: list[str]) -> Path:
+    """A classifier folder as genaug bench writes its base classifier (a tiny timm model)."""
+    import json
+
+    import timm
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    model = timm.create_model("test_resnet", num_classes=len(class_names), in_chans=1)
+    save_file(model.state_dict(), str(folder / "classifier.safetensors"))
+    record = {"model": "test_resnet", "channels": 1, "classes": len(class_names)}
+    (folder / "classifier.json").write_text(json.dumps({**record, "class_names": class_names}))
+    return folder
+
+
+def test_the_critic_loss_trains_and_stays_out_of_the_checkpoint(tiny_config, digits16, tmp_path):
+    critic = _critic_folder(tmp_path / "critic", list(digits16.class_names))
+    args = {"critic": str(critic), "critic_weight": 5.0}
+    result = train(tiny_config("test_pairvae", model_args=args), dataset=digits16)
+    assert set(result.losses) == LOSSES | {"critic"}
+    assert torch.isfinite(torch.tensor(result.losses["critic"]))
+    loaded = load_generator(result.run_dir)
+    assert loaded.config["critic_weight"] == 5.0 and "_critic" not in loaded.__dict__
+    assert not any(k.startswith("_critic") for k in loaded.state_dict())
+    plain = train(tiny_config("test_pairvae", out=str(tmp_path / "plain")), dataset=digits16)
+    images = digits16.images[:6].float() / 255
+    assert not torch.equal(_vary(loaded, images), _vary(plain.model, images))  # it mattered
+    stranger = _critic_folder(tmp_path / "other", ["a", "b"])
+    with pytest.raises(GenaugError, match="the critic does not know 10 of the generator's"):
+        train(
+            tiny_config(
+                "test_pairvae",
+                out=str(tmp_path / "bad"),
+                model_args={"critic": str(stranger), "critic_weight": 1.0},
+            ),
+            dataset=digits16,
+        )
+    with pytest.raises(GenaugError, match="needs a critic folder"):
+        PairVAE(image_size=16, critic_weight=1.0)

@@ -23,6 +23,12 @@ of variations of unseen classes): with ``beta = 1`` the posterior carries the wh
 ``z`` (about 20 nats) and the decoder ignores the exemplar, so prior samples are random
 characters; ``beta = 6`` collapses ``z`` (under 1 nat); ``beta = 3`` with the 8 and 16 px skips
 (``skips=2``) keeps the exemplar's shape and still varies it.
+
+Optionally a frozen classifier trained on the same base classes (``critic``: the folder of
+``genaug bench``'s base classifier; :mod:`genaug.models.critic`) judges a prior sample
+``D(features(x_i), z ~ N(0, I))`` per pair, and ``critic_weight`` x its cross-entropy against
+``x_i``'s class is added: the variations ``vary`` makes should stay in the class as that
+classifier's features see it (issue 13's class-preserving loss). Off by default.
 """
 
 from __future__ import annotations
@@ -106,6 +112,9 @@ class PairVAE(Generator):
         skips: how many levels of exemplar features above the 4x4 bottleneck the decoder gets,
             coarsest first (0: the bottleneck only; more than there are: all of them).
         beta: weight of the KL term.
+        critic: a classifier folder (``pretrained/base-classifier`` of a bench) trained on the
+            same classes, for the class-preserving loss; used in training only.
+        critic_weight: weight of that loss (0: off).
     """
 
     family = "pairvae"
@@ -114,6 +123,7 @@ class PairVAE(Generator):
     default_steps = 3000
     default_batch_size = 64
     default_lr = 1e-3
+    legacy_args = {"critic": None, "critic_weight": 0.0}
 
     def __init__(
         self,
@@ -126,6 +136,8 @@ class PairVAE(Generator):
         latent_channels: int = 16,
         skips: int = 2,
         beta: float = 3.0,
+        critic: str | None = None,
+        critic_weight: float = 0.0,
     ) -> None:
         del num_classes  # see the docstring: the model is unconditional
         super().__init__(
@@ -137,7 +149,15 @@ class PairVAE(Generator):
             latent_channels=latent_channels,
             skips=skips,
             beta=beta,
+            critic=critic,
+            critic_weight=critic_weight,
         )
+        if not float(critic_weight) >= 0 or (critic_weight and not critic):
+            raise GenaugError(
+                f"critic_weight must be at least 0 and needs a critic folder, got "
+                f"{critic_weight!r} with critic {critic!r}."
+            )
+        self.critic_path, self.critic_weight = critic, float(critic_weight)
         for name, value in (("width", width), ("latent_channels", latent_channels)):
             if not isinstance(value, int) or value < 1:
                 raise GenaugError(f"{name} must be a positive integer, not {value!r}.")
@@ -153,6 +173,11 @@ class PairVAE(Generator):
         self.to_posterior = nn.Linear(widths[-1] * 16, 2 * latent_dim)
         skips = min(skips, len(widths) - 1)
         self.decoder = ExemplarDecoder(channels, widths, latent_dim, latent_channels, skips)
+
+    @property
+    def wants_pair_labels(self) -> bool:
+        """Whether training needs the pairs' classes (for the critic loss only)."""
+        return bool(self.critic_weight)
 
     # ------------------------------------------------------------------------------ the model
     def features(self, images: Tensor) -> list[Tensor]:
@@ -227,11 +252,34 @@ class PairVAE(Generator):
         with autocast():
             terms = self.elbo_terms(images, partners)
             loss = terms["recon"] + self.beta * terms["kl"]
+            if self.critic_weight:
+                terms["critic"] = self._critic_loss(images, labels)
+                loss = loss + self.critic_weight * terms["critic"]
         optimizer = optimizers["pairvae"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         return {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
+
+    def _critic_loss(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        """The critic's cross-entropy on one prior variation of each exemplar (B images)."""
+        if labels is None or not getattr(self, "class_names", None):
+            raise GenaugError(
+                "the critic loss needs the training images' classes; train on labelled base "
+                "classes (not --unlabeled)."
+            )
+        critic = self.__dict__.get("_critic")  # not a submodule: never saved or averaged
+        if critic is None:
+            from genaug.models.critic import ClassifierCritic
+
+            critic = ClassifierCritic(self.critic_path).to(images.device)
+            self.__dict__["_critic"] = critic
+            self.__dict__["_critic_classes"] = critic.class_index(self.class_names).to(
+                images.device
+            )
+        z = torch.randn(images.shape[0], self.latent_dim, device=images.device)
+        varied = torch.sigmoid(self.decoder(self.features(images), z).float())  # (B, C, S, S)
+        return critic.loss(varied, self.__dict__["_critic_classes"][labels.long()])
 
 
 @register

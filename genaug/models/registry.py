@@ -43,4 +43,13 @@ def create_generator(name: str, **overrides: Any) -> Generator:
             f"Unknown generator {name!r}; choose one of: {', '.join(list_generators())}.{hint}"
         )
     kwargs = {k: v for k, v in overrides.items() if v is not None}
-    return _BUILDERS[name](**kwargs)
+    try:
+        return _BUILDERS[name](**kwargs)
+    except TypeError as exc:  # an argument the family does not take
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        bad = str(exc).rsplit("argument", 1)[-1].strip(" '")
+        raise GenaugError(
+            f"generator {name!r} takes no argument {bad!r}; see its family's docstring for the "
+            "ones it takes."
+        ) from None

@@ -199,6 +199,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     conditional = model.conditional
     n = len(dataset)
     pairs = model.trains_on_pairs  # then each image comes with another image of its class
+    # A pair family sees labels only when a loss of its own asks for them (a critic's).
+    wants_labels = pairs and bool(getattr(model, "wants_pair_labels", False))
     exemplars = _exemplars(dataset).to(device) if pairs else None  # rows of the sample grids
 
     bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since last check
@@ -226,7 +228,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
                     index = batch_indices(step - 1, batch_size, n, config.seed)
                 index = distributed.shard_batch(index).to(device)  # this rank's slice
                 images = _real_images(images_u8, index, memory_format, config)
-                labels = targets[index] if conditional else None
+                labels = targets[index] if conditional or wants_labels else None
                 losses = model.training_step(images, labels, optimizers, autocast, **extra)
                 bad |= ~torch.isfinite(
                     torch.stack([torch.as_tensor(v) for v in losses.values()])
