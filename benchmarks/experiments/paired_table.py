@@ -38,9 +38,10 @@ for i, folder in enumerate(folders):
             seen = tests.setdefault((run["shots"], run["seed"]), run.get("test_fingerprint"))
             if seen != run.get("test_fingerprint"):
                 raise SystemExit(f"{path}: seed {run['seed']} was tested on other images")
-            accuracy[(run["shots"], run["source"] or "-", name)][run["seed"]] = (
-                100 * run["accuracy"]
-            )
+            # Checkpoints apart by their folder (two checkpoint sources are not one cell).
+            spec = run.get("source_spec") or run["source"] or "-"
+            source = Path(spec.partition(":")[2]).name if spec.startswith("checkpoint:") else spec
+            accuracy[(run["shots"], source, name)][run["seed"]] = 100 * run["accuracy"]
 
 print(
     f"| shots | condition | generator data | seeds | accuracy % | gain vs {BASELINE}, pp [95% CI] "
