@@ -224,7 +224,6 @@ def check_sources(config: Any, dataset: ImageDataset, arms: list[Any]) -> dict[s
                 check_disjoint_classes(names, dataset)
             except GenaugError as exc:
                 raise GenaugError(
-                    f"pretrain_generator {path} was trained on classes this bench evaluates - "
-                    f"{exc}"
+                    f"pretrain_generator {path} was trained on classes this bench evaluates - {exc}"
                 ) from None
     return {k: v for k, v in checked.items() if v is not None}
