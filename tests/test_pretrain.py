@@ -206,3 +206,23 @@ def test_the_base_classifier_can_learn_from_a_generator_s_variations(
                 pretrain_generator=spec,
             )
         )
+
+
+def test_a_base_classifier_is_copied_from_another_bench_of_the_same_settings(finished, tmp_path):
+    source = pretrain.base_folder(finished)
+    out = tmp_path / "copy"
+    run_bench(tiny(out, pretrained_from=str(finished)))
+    copied = pretrain.base_folder(out)
+    record = json.loads((copied / "classifier.json").read_text())
+    assert record["copied_from"] == str(source)
+    assert (copied / "classifier.safetensors").read_bytes() == (
+        source / "classifier.safetensors"
+    ).read_bytes()
+    assert (
+        read_runs(out / "runs.jsonl")["1|0|base:none|-"]["init_fingerprint"]
+        == read_runs(finished / "runs.jsonl")["1|0|base:none|-"]["init_fingerprint"]
+    )
+    with pytest.raises(GenaugError, match=r"other settings \(steps 3 there\)"):
+        run_bench(tiny(tmp_path / "other", pretrained_from=str(finished), pretrain_steps=4))
+    with pytest.raises(GenaugError, match="holds no base classifier"):
+        run_bench(tiny(tmp_path / "none", pretrained_from=str(tmp_path / "nowhere")))

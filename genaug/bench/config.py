@@ -51,8 +51,9 @@ DEFAULT_CONDITIONS = [
 # shots, seed, condition and source, so a grid may grow or shrink) and where/how it runs.
 AXES_AND_RUNTIME = frozenset(
     {"shots", "seeds", "conditions", "generator_data", "generators", "parts"}
-    | {"pretrain_data", "pretrain_steps", "pretrain_augment", "pretrain_generator"}  # its
-    # record is checked instead
+    # The base classifier's settings: its record is checked instead.
+    | {"pretrain_data", "pretrain_steps", "pretrain_augment", "pretrain_generator"}
+    | {"pretrained_from"}
     | {"device", "out", "resume", "overwrite", "progress", "preview", "workers"}
 )
 
@@ -163,8 +164,8 @@ class BenchConfig:
         hflip: whether ``flipcrop`` flips (None: yes, except for digit datasets).
         ways, queries: the episodic protocol (ways None: off), seeds = episode numbers; see
             :mod:`genaug.bench.episodic`. pretrain_data, pretrain_steps, pretrain_augment,
-            pretrain_generator, finetune_lr: the base classifier of ``base:`` conditions
-            (:mod:`~.pretrain`).
+            pretrain_generator, pretrained_from, finetune_lr: the base classifier of ``base:``
+            conditions (:mod:`~.pretrain`).
         device: ``auto``, ``cpu`` or ``cuda``.
         out: the run folder; resume: continue the bench there (same settings); overwrite:
             replace it. progress: a progress bar over the grid. preview: images per condition
@@ -200,6 +201,7 @@ class BenchConfig:
     pretrain_steps: int = 2000
     pretrain_augment: str = "randaugment"
     pretrain_generator: str | None = None
+    pretrained_from: str | None = None
     finetune_lr: float | None = None
     device: str = "auto"
     out: str = "runs/bench"

@@ -14,13 +14,16 @@ AdamW steps of the bench's batch size and lr with a one-cycle schedule, ``pretra
 from the generator's variations of the base images) and keeps it in the run folder as
 ``pretrained/base-classifier/classifier.safetensors`` with ``classifier.json`` (its settings, the
 base classes, the command, time and training accuracy), written atomically. A bench that finds
-it reuses it; one trained with other settings is refused.
+it reuses it; one trained with other settings is refused. ``pretrained_from: FOLDER`` copies
+the base classifier of another bench folder instead of training one, when its record matches
+these settings field by field (else one sentence).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -159,6 +162,8 @@ def ensure_base_classifier(
     """
     folder = base_folder(out)
     wanted = _wanted(config, base)
+    if getattr(config, "pretrained_from", None) and not (folder / RECORD).is_file():
+        _copy_from(config, wanted, folder)
     if (folder / RECORD).is_file() and (folder / WEIGHTS).is_file():
         record = json.loads((folder / RECORD).read_text())
         changed = [f"{k} {record.get(k)!r} there" for k in _MATCH if record.get(k) != wanted[k]]
@@ -184,6 +189,32 @@ def ensure_base_classifier(
 
     write_folder_atomically(folder, fill)
     return record
+
+
+def _copy_from(config: Any, wanted: dict[str, Any], folder: Path) -> None:
+    """Copy the base classifier of another bench folder (``pretrained_from``) into ``folder``
+    when it was trained with exactly the settings this bench asks for; else one sentence."""
+    source = base_folder(config.pretrained_from)
+    if not (source / RECORD).is_file() or not (source / WEIGHTS).is_file():
+        raise GenaugError(
+            f"pretrained_from {config.pretrained_from} holds no base classifier ({source} has "
+            f"no {WEIGHTS} and {RECORD}); give a bench folder that trained one, or drop it."
+        )
+    record = json.loads((source / RECORD).read_text())
+    changed = [f"{k} {record.get(k)!r} there" for k in _MATCH if record.get(k) != wanted[k]]
+    if changed:
+        raise GenaugError(
+            f"the base classifier in {source} was trained with other settings "
+            f"({', '.join(changed)}); give a bench of the same settings as pretrained_from, or "
+            "drop it to train one here."
+        )
+    record["copied_from"] = str(source)
+
+    def fill(tmp: Path) -> None:
+        shutil.copyfile(source / WEIGHTS, tmp / WEIGHTS)
+        (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+    write_folder_atomically(folder, fill)
 
 
 def _train(config: Any, base: ImageDataset, wanted: dict[str, Any]) -> dict[str, Any]:
