@@ -297,3 +297,27 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def train_tiny(out: Any, model: str, data: str, unlabeled: bool = False) -> Any:
+    """Train ``model`` 2 steps of batch 8 at 16 px on ``data`` into ``out``, on the CPU, seeded;
+    returns the checkpoint folder (a Path)."""
+    from pathlib import Path
+
+    from genaug.train import TrainConfig, train
+
+    config = TrainConfig(
+        model=model,
+        data=data,
+        out=str(out),
+        image_size=16,
+        steps=2,
+        batch_size=8,
+        checkpoint_every=2,
+        log_every=1,
+        device="cpu",
+        progress=False,
+        unlabeled=unlabeled,
+    )
+    torch.manual_seed(0)
+    return Path(train(config).checkpoint)

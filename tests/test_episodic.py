@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
+from helpers import train_tiny
 
 from genaug.bench.config import build_bench_config
 from genaug.bench.episodic import episodes_as_seeds, make_split, training_class_names
@@ -32,23 +32,7 @@ def omniglot_present():
 
 
 def _train(tmp: Path, model: str, data: str, unlabeled: bool = False) -> Path:
-    from genaug.train import TrainConfig, train
-
-    config = TrainConfig(
-        model=model,
-        data=data,
-        out=str(tmp / model),
-        image_size=16,
-        steps=2,
-        batch_size=8,
-        checkpoint_every=2,
-        log_every=1,
-        device="cpu",
-        progress=False,
-        unlabeled=unlabeled,
-    )
-    torch.manual_seed(0)
-    return Path(train(config).checkpoint)
+    return train_tiny(tmp / model, model, data, unlabeled)
 
 
 @pytest.fixture(scope="module")

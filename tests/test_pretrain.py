@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import train_tiny
 from safetensors.torch import load_file
 
 import genaug.bench.pretrain as pretrain
@@ -142,22 +143,7 @@ def test_condition_syntax_and_fine_tuning_settings(tmp_path):
 
 
 def _pairvae(out: Path, data: str) -> Path:
-    from genaug.train import TrainConfig, train
-
-    config = TrainConfig(
-        model="test_pairvae",
-        data=data,
-        out=str(out),
-        image_size=16,
-        steps=2,
-        batch_size=8,
-        checkpoint_every=2,
-        log_every=1,
-        device="cpu",
-        progress=False,
-    )
-    torch.manual_seed(0)
-    return Path(train(config).checkpoint)
+    return train_tiny(out, "test_pairvae", data)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from genaug.data import batch_indices
 from genaug.data.convert import to_float_images
 from genaug.device import autocast_for, memory_format_for, resolve_device
 from genaug.errors import GenaugError
+from genaug.models.critic import timm_normalisation
 
 __all__ = [
     "BatchAugment",
@@ -209,13 +210,8 @@ def weights_fingerprint(model: nn.Module) -> str:
 def _normalisation(model: nn.Module, channels: int, pretrained: bool) -> tuple[Tensor, Tensor]:
     """Per-channel (mean, std) applied to [0, 1] images: the weights' own when pretrained."""
     if pretrained:
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        mean = torch.tensor(cfg.get("mean", (0.5,) * 3), dtype=torch.float32)
-        std = torch.tensor(cfg.get("std", (0.5,) * 3), dtype=torch.float32)
-        if channels == 1:  # timm sums the RGB filters for in_chans=1: average the statistics
-            mean, std = mean.mean(0, keepdim=True), std.mean(0, keepdim=True)
-    else:
-        mean, std = torch.full((channels,), 0.5), torch.full((channels,), 0.5)
+        return timm_normalisation(model, channels)
+    mean, std = torch.full((channels,), 0.5), torch.full((channels,), 0.5)
     return mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
 
 

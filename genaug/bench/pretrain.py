@@ -166,7 +166,7 @@ def ensure_base_classifier(
         _copy_from(config, wanted, folder)
     if (folder / RECORD).is_file() and (folder / WEIGHTS).is_file():
         record = json.loads((folder / RECORD).read_text())
-        changed = [f"{k} {record.get(k)!r} there" for k in _MATCH if record.get(k) != wanted[k]]
+        changed = _differences(record, wanted)
         if changed:
             # Its base: runs were measured with that classifier: retraining it alone would
             # leave them in runs.jsonl beside runs of the new one.
@@ -191,6 +191,11 @@ def ensure_base_classifier(
     return record
 
 
+def _differences(record: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The settings a saved base classifier's record has otherwise than ``wanted`` says."""
+    return [f"{k} {record.get(k)!r} there" for k in _MATCH if record.get(k) != wanted[k]]
+
+
 def _copy_from(config: Any, wanted: dict[str, Any], folder: Path) -> None:
     """Copy the base classifier of another bench folder (``pretrained_from``) into ``folder``
     when it was trained with exactly the settings this bench asks for; else one sentence."""
@@ -201,7 +206,7 @@ def _copy_from(config: Any, wanted: dict[str, Any], folder: Path) -> None:
             f"no {WEIGHTS} and {RECORD}); give a bench folder that trained one, or drop it."
         )
     record = json.loads((source / RECORD).read_text())
-    changed = [f"{k} {record.get(k)!r} there" for k in _MATCH if record.get(k) != wanted[k]]
+    changed = _differences(record, wanted)
     if changed:
         raise GenaugError(
             f"the base classifier in {source} was trained with other settings "

@@ -83,6 +83,9 @@ class Generator(nn.Module):
     #: Whether ``training_step`` takes ``partners``: for each image another image of its class
     #: (the loop draws them with :func:`genaug.data.pairs.pair_indices`; needs labelled data).
     trains_on_pairs: ClassVar[bool] = False
+    #: Whether a pair family's ``training_step`` needs the pairs' classes as ``labels`` (a loss of
+    #: its own asks for them; otherwise a pair family never sees labels).
+    wants_pair_labels: bool = False
     #: Parameter-name prefixes that only training needs (a discriminator): not averaged by EMA.
     training_only_prefixes: ClassVar[tuple[str, ...]] = ()
     #: Training defaults of the family, used when the run config leaves them blank.

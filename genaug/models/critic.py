@@ -19,10 +19,21 @@ from torch.nn import functional as F
 
 from genaug.errors import GenaugError
 
-__all__ = ["CRITIC_RECORD", "CRITIC_WEIGHTS", "ClassifierCritic"]
+__all__ = ["CRITIC_RECORD", "CRITIC_WEIGHTS", "ClassifierCritic", "timm_normalisation"]
 
 # The bench's base-classifier files (genaug.bench.pretrain writes them under these names).
 CRITIC_WEIGHTS, CRITIC_RECORD = "classifier.safetensors", "classifier.json"
+
+
+def timm_normalisation(model: nn.Module, channels: int) -> tuple[Tensor, Tensor]:
+    """Per-channel (mean, std), each (1, C, 1, 1), for [0, 1] images: the timm model's config
+    statistics, averaged over RGB for one channel (timm sums the RGB filters for in_chans=1)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    mean = torch.tensor(cfg.get("mean", (0.5,) * 3), dtype=torch.float32)
+    std = torch.tensor(cfg.get("std", (0.5,) * 3), dtype=torch.float32)
+    if channels == 1:
+        mean, std = mean.mean(0, keepdim=True), std.mean(0, keepdim=True)
+    return mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
 
 
 class ClassifierCritic(nn.Module):
@@ -54,15 +65,10 @@ class ClassifierCritic(nn.Module):
         self.model.load_state_dict(load_file(str(weights)))
         self.model.eval().requires_grad_(False)
         self.class_names: list[str] = [str(n) for n in record["class_names"]]
-        # The normalisation the bench trained it with: the timm config's statistics, averaged
-        # over RGB for one channel (timm sums the RGB filters for in_chans=1).
-        cfg = getattr(self.model, "pretrained_cfg", None) or {}
-        mean = torch.tensor(cfg.get("mean", (0.5,) * 3), dtype=torch.float32)
-        std = torch.tensor(cfg.get("std", (0.5,) * 3), dtype=torch.float32)
-        if int(record["channels"]) == 1:
-            mean, std = mean.mean(0, keepdim=True), std.mean(0, keepdim=True)
-        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
+        # The normalisation the bench trained it with.
+        mean, std = timm_normalisation(self.model, int(record["channels"]))
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
 
     def train(self, mode: bool = True) -> ClassifierCritic:
         super().train(mode)

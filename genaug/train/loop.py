@@ -200,7 +200,7 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     n = len(dataset)
     pairs = model.trains_on_pairs  # then each image comes with another image of its class
     # A pair family sees labels only when a loss of its own asks for them (a critic's).
-    wants_labels = pairs and bool(getattr(model, "wants_pair_labels", False))
+    wants_labels = pairs and model.wants_pair_labels
     exemplars = _exemplars(dataset).to(device) if pairs else None  # rows of the sample grids
 
     bad = torch.zeros((), dtype=torch.bool, device=device)  # any non-finite loss since last check
