@@ -72,3 +72,21 @@ def test_workers_are_refused_on_a_gpu(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "resolve_device", lambda spec: torch.device("cuda"))
     with pytest.raises(GenaugError, match="use workers 1 on a GPU"):
         workers.check_workers(tiny(tmp_path, workers=2, device="cuda"))
+
+
+def test_a_worker_ends_when_its_main_process_is_gone(monkeypatch):
+    # a worker whose main process was killed outright is re-parented: getppid changes
+    from genaug.bench import workers
+
+    parents = iter([41, 41, 7])
+    monkeypatch.setattr(workers.os, "getppid", lambda: next(parents))
+    ended = []
+
+    def fake_exit(code):
+        ended.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(workers.os, "_exit", fake_exit)
+    with pytest.raises(SystemExit):
+        workers.exit_with_parent(41, interval=0.0)
+    assert ended == [1]

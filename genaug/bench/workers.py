@@ -12,6 +12,9 @@ only on its seeds, not on which process ran it.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -83,6 +86,10 @@ def run_in_workers(
 
 
 def _start_worker(config: dict[str, Any], out: str) -> None:
+    # A main process killed outright (SIGTERM/SIGKILL: no ``with`` exit, no pool shutdown)
+    # would leave its workers training runs nobody records, on cores the next bench needs.
+    parent = os.getppid()
+    threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(1)
     bench = BenchConfig.from_dict(config)
     dataset = load_dataset(bench.data, image_size=bench.image_size, channels=bench.channels)
@@ -91,6 +98,14 @@ def _start_worker(config: dict[str, Any], out: str) -> None:
         dataset=dataset,
         cache=GeneratorCache(Path(out) / GENERATORS_DIR, bench, dataset),
     )
+
+
+def exit_with_parent(parent: int, interval: float = 2.0) -> None:
+    """End this process once ``parent`` is no longer its parent (the main process died and
+    this one was re-parented); polls every ``interval`` seconds, forever while it lives."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _run_task(task: Task) -> dict[str, Any]:
