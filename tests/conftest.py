@@ -1,9 +1,11 @@
-"""Shared fixtures: fixed seeds, small real datasets, tiny training configs."""
+"""Shared fixtures: fixed seeds, small real datasets, tiny training configs, Omniglot-layout
+zips (made up here, so that the Omniglot tests run in a plain clone)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from helpers import REAL_OMNIGLOT, OmniglotZips, make_omniglot_zip
 
 from genaug.data import load_dataset
 from genaug.train import TrainConfig
@@ -71,3 +73,44 @@ def seen_dagan(digits16, tmp_path_factory):
     torch.manual_seed(0)
     result = train(config, dataset=seen)
     return result.model.eval(), result.checkpoint
+
+
+@pytest.fixture(scope="session")
+def omniglot_zips(tmp_path_factory) -> OmniglotZips:
+    """Two small zips made like Omniglot's minimal sets (``make_omniglot_zip``): small1 holds
+    Balinese, Greek and Latin; small2 the same Greek and Latin (byte for byte), Japanese_(katakana),
+    Sanskrit and Tagalog; 20 drawings of every character. Built once (well under a second)."""
+    root = tmp_path_factory.mktemp("omniglot")
+    zips = OmniglotZips(
+        small1=root / "images_background_small1.zip",
+        small2=root / "images_background_small2.zip",
+        root=root,
+        alphabets1={"Balinese": 4, "Greek": 5, "Latin": 4},
+        alphabets2={"Greek": 5, "Japanese_(katakana)": 3, "Latin": 4, "Sanskrit": 5, "Tagalog": 6},
+    )
+    make_omniglot_zip(zips.small1, zips.alphabets1, zips.drawings, top=zips.small1.stem)
+    make_omniglot_zip(zips.small2, zips.alphabets2, zips.drawings, top=zips.small2.stem)
+    return zips
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "generated",
+        pytest.param(
+            "real",
+            marks=pytest.mark.skipif(
+                not REAL_OMNIGLOT.small1.is_file() or not REAL_OMNIGLOT.small2.is_file(),
+                reason=f"extra on the real Omniglot zips, absent from {REAL_OMNIGLOT.root} "
+                "(set GENAUG_OMNIGLOT_ROOT); the [generated] version ran",
+            ),
+        ),
+    ],
+)
+def omniglot_sets(request) -> OmniglotZips:
+    """Both Omniglot sets, once made up (``omniglot_zips``, always there) and once the real zips
+    (an extra, skipped when they are absent, as in a plain clone): a test taking this fixture
+    runs on both and reads its counts from the returned ``OmniglotZips``."""
+    if request.param == "real":
+        return REAL_OMNIGLOT
+    return request.getfixturevalue("omniglot_zips")

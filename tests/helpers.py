@@ -1,4 +1,5 @@
-"""Shared checkers for the tests: ``check_transform`` and the host drivers it runs through.
+"""Shared checkers for the tests: ``check_transform`` and the host drivers it runs through,
+tiny generators, and small Omniglot-layout zips (``make_omniglot_zip``, ``OmniglotZips``).
 
 A *host* is one way a generative transform is called: the core module, GenerativeMix, the
 torchvision v2 adapter (tensor and PIL samples) and the Albumentations adapter. Each host knows
@@ -11,13 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
+import os
 import pickle
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import PIL.Image
+import PIL.ImageDraw
 import pytest
 import torch
 from torch import Tensor
@@ -321,3 +328,131 @@ def train_tiny(out: Any, model: str, data: str, unlabeled: bool = False) -> Any:
     )
     torch.manual_seed(0)
     return Path(train(config).checkpoint)
+
+
+# ---------------------------------------------------------------------- Omniglot-layout zips
+def _stroke_points(rng: np.random.Generator, size: int) -> list[np.ndarray]:
+    """A character's prototype: 2-4 strokes, each a polyline of 3-5 points (pixels, 0..size)."""
+    strokes = []
+    for _ in range(int(rng.integers(2, 5))):
+        start = rng.uniform(0.25, 0.75, size=2)
+        steps = rng.normal(0.0, 0.16, size=(int(rng.integers(2, 5)), 2))
+        points = np.clip(start + np.cumsum(np.vstack([[0.0, 0.0], steps]), axis=0), 0.15, 0.85)
+        strokes.append(points * size)
+    return strokes
+
+
+def _drawing_png(strokes: list[np.ndarray], rng: np.random.Generator, size: int) -> bytes:
+    """One person's drawing of a character: its strokes with every point jittered, the whole
+    shifted a little and a pen width of 3-5 px (at 105 px), as a 1-bit PNG, black on white."""
+    scale = size / 105
+    shift = rng.uniform(-3.0, 3.0, size=2) * scale
+    width = max(1, round(int(rng.integers(3, 6)) * scale))
+    image = PIL.Image.new("L", (size, size), 255)
+    draw = PIL.ImageDraw.Draw(image)
+    for points in strokes:
+        moved = points + shift + rng.normal(0.0, 1.5 * scale, size=points.shape)
+        draw.line([tuple(p) for p in moved.tolist()], fill=0, width=width, joint="curve")
+    out = io.BytesIO()
+    image.convert("1", dither=PIL.Image.Dither.NONE).save(out, format="PNG")  # 0 or 255 only
+    return out.getvalue()
+
+
+def make_omniglot_zip(
+    path: Path,
+    alphabets: dict[str, int],
+    drawings: int = 20,
+    top: str = "images_background_small1",
+    size: int = 105,
+    seed: int = 0,
+) -> Path:
+    """Write ``path``: a zip in Omniglot's layout, with learnable made-up characters.
+
+    Entries are ``<top>/<Alphabet>/characterNN/<id>_<drawer>.png`` (NN and drawer from 01, a
+    4-digit id per character, e.g. ``0709_01.png``; ``top=""`` leaves the top folder out), plus
+    the folder entries, as in the real ``images_background_small*.zip``. Every drawing is a
+    ``size`` x ``size`` 1-bit PNG, black strokes on white. A character (a class) is 2-4 random
+    strokes drawn from ``(seed, alphabet, character)``; each of its ``drawings`` is that shape
+    jittered, shifted and drawn with another pen width, so classes are told apart well above
+    chance. The bytes depend only on the arguments: the same alphabet in two zips is byte for
+    byte the same, as Greek and Latin are in the two real minimal sets.
+
+    Args:
+        path: the zip to write (its folder must exist).
+        alphabets: characters per alphabet, e.g. ``{"Greek": 5, "Latin": 4}``.
+        drawings: drawings (drawers) per character.
+        top: the zip's top folder.
+        size: the drawings' height and width in pixels (the real ones are 105).
+        seed: changes every shape and drawing.
+
+    Returns:
+        ``path``.
+
+    Example: ``make_omniglot_zip(tmp_path / "few.zip", {"Greek": 3}, drawings=4)``
+    """
+    when = (2015, 10, 20, 14, 47, 56)  # fixed, so that the zip's bytes are reproducible too
+
+    def folder(name: str) -> None:
+        archive.writestr(zipfile.ZipInfo(name + "/", when), b"")
+
+    with zipfile.ZipFile(path, "w") as archive:
+        if top:
+            folder(top)
+        for alphabet in sorted(alphabets):
+            key = zlib.crc32(alphabet.encode())  # stable across runs, unlike hash()
+            where = f"{top}/{alphabet}" if top else alphabet
+            folder(where)
+            for character in range(1, alphabets[alphabet] + 1):
+                strokes = _stroke_points(np.random.default_rng([seed, key, character]), size)
+                number = (key % 90 + 1) * 100 + character  # like the real ids: 0108, 0394, ...
+                folder(f"{where}/character{character:02d}")
+                for drawer in range(1, drawings + 1):
+                    rng = np.random.default_rng([seed, key, character, drawer])
+                    info = zipfile.ZipInfo(
+                        f"{where}/character{character:02d}/{number:04d}_{drawer:02d}.png", when
+                    )
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    archive.writestr(info, _drawing_png(strokes, rng, size))
+    return path
+
+
+class OmniglotZips(NamedTuple):
+    """Two Omniglot "minimal" background sets, made up (``omniglot_zips``) or the real ones."""
+
+    small1: Path
+    small2: Path
+    root: Path
+    """The folder holding both zips (and no other zip)."""
+    alphabets1: dict[str, int]
+    """Characters per alphabet in ``small1``."""
+    alphabets2: dict[str, int]
+    """Characters per alphabet in ``small2``."""
+    drawings: int = 20
+    """Drawings per character."""
+
+    def characters(self, alphabet: str) -> int:
+        """How many characters ``alphabet`` has (in whichever zip holds it)."""
+        return {**self.alphabets1, **self.alphabets2}[alphabet]
+
+
+# The real sets: where they are (GENAUG_OMNIGLOT_ROOT, else ../shared/data/omniglot beside the
+# repository, absent in a plain clone) and their counts, from that folder's README.
+REAL_OMNIGLOT_ROOT = Path(
+    os.environ.get(
+        "GENAUG_OMNIGLOT_ROOT",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot",
+    )
+)
+REAL_OMNIGLOT = OmniglotZips(
+    small1=REAL_OMNIGLOT_ROOT / "images_background_small1.zip",
+    small2=REAL_OMNIGLOT_ROOT / "images_background_small2.zip",
+    root=REAL_OMNIGLOT_ROOT,
+    alphabets1={"Balinese": 24, "Early_Aramaic": 22, "Greek": 24, "Korean": 40, "Latin": 26},
+    alphabets2={
+        "Greek": 24,
+        "Japanese_(katakana)": 47,
+        "Latin": 26,
+        "Sanskrit": 42,
+        "Tagalog": 17,
+    },
+)
