@@ -1,13 +1,15 @@
-"""Tests for genaug.data.episodes: reproducible, paired few-shot episodes on real data."""
+"""Tests for genaug.data.episodes: reproducible, paired few-shot episodes on Omniglot's Tagalog
+characters (made up, and the real ones as an extra: see ``omniglot_sets`` in tests/conftest.py)
+and digits."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import OmniglotZips
 
 from genaug.data import (
     Episode,
@@ -19,14 +21,13 @@ from genaug.data import (
 )
 from genaug.errors import GenaugError
 
-SMALL2 = Path(__file__).resolve().parents[2] / "shared/data/omniglot/images_background_small2.zip"
-
 
 @pytest.fixture(scope="module")
-def tagalog() -> ImageDataset:
-    if not SMALL2.is_file():
-        pytest.skip("Omniglot zips not present")
-    return load_omniglot(SMALL2, image_size=8, alphabets=["Tagalog"])  # 17 characters x 20
+def tagalog(omniglot_sets: OmniglotZips) -> ImageDataset:
+    data = load_omniglot(omniglot_sets.small2, image_size=8, alphabets=["Tagalog"])
+    assert data.num_classes == omniglot_sets.characters("Tagalog") >= 6  # 5 ways below fit
+    assert omniglot_sets.drawings == 20  # the refusals below name 20 images per class
+    return data
 
 
 def test_episode_is_reproducible_and_paired(tagalog: ImageDataset) -> None:
@@ -70,8 +71,12 @@ def test_shot_counts_are_nested(tagalog: ImageDataset) -> None:
 
 
 def test_ways_and_shots_refusals(tagalog: ImageDataset, digits16: ImageDataset) -> None:
-    with pytest.raises(GenaugError, match=r"ways=18 is more than the 17 classes .*--ways"):
-        sample_episode(tagalog, ways=18, shots=1, episode=0)
+    classes = tagalog.num_classes
+    too_many = rf"ways={classes + 1} is more than the {classes} classes .*--ways"
+    with pytest.raises(GenaugError, match=too_many):
+        sample_episode(tagalog, ways=classes + 1, shots=1, episode=0)
+    everything = sample_episode(tagalog, ways=classes, shots=1, episode=0)
+    assert everything.classes == tuple(range(classes))  # as many ways as classes fit
     with pytest.raises(
         GenaugError,
         match=r"'Tagalog/character01' holds 20 image\(s\), fewer .*"

@@ -1,12 +1,12 @@
-"""Tests for genaug.data.groups: base/new class splits by group, on real Omniglot and digits."""
+"""Tests for genaug.data.groups: base/new class splits by group, on Omniglot-layout zips (made
+up, and the real ones as an extra: see ``omniglot_sets`` in tests/conftest.py) and digits."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import OmniglotZips
 
 from genaug.data import (
     ImageDataset,
@@ -19,52 +19,43 @@ from genaug.data import (
 )
 from genaug.errors import GenaugError
 
-OMNIGLOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
 NEW = ["Japanese_(katakana)", "Sanskrit", "Tagalog"]
-needs_omniglot = pytest.mark.skipif(
-    not (OMNIGLOT / "images_background_small1.zip").is_file(), reason="Omniglot zips not present"
-)
 
 
 @pytest.fixture(scope="module")
-def omniglot() -> ImageDataset:
-    return load_omniglot(OMNIGLOT, image_size=8)  # both zips: 8 alphabets, 242 characters
+def omniglot(omniglot_sets: OmniglotZips) -> ImageDataset:
+    return load_omniglot(omniglot_sets.root, image_size=8)  # both zips, Greek and Latin once
 
 
-@needs_omniglot
-def test_issue_split_by_alphabet(omniglot: ImageDataset) -> None:
+def test_issue_split_by_alphabet(omniglot_sets: OmniglotZips, omniglot: ImageDataset) -> None:
     base, new = split_classes(omniglot, new_groups=NEW)
-    assert (base.num_classes, new.num_classes) == (136, 106)
-    assert sorted(set(class_groups(base))) == [
-        "Balinese",
-        "Early_Aramaic",
-        "Greek",
-        "Korean",
-        "Latin",
-    ]
+    base_classes = sum(omniglot_sets.alphabets1.values())  # small1's alphabets
+    new_classes = sum(omniglot_sets.characters(a) for a in NEW)
+    assert (base.num_classes, new.num_classes) == (base_classes, new_classes)
+    assert sorted(set(class_groups(base))) == sorted(omniglot_sets.alphabets1)
     assert sorted(set(class_groups(new))) == NEW
     assert not set(base.class_names) & set(new.class_names)
     check_disjoint_classes(base, new)
     for part in (base, new):
         assert torch.equal(torch.unique(part.targets), torch.arange(part.num_classes))
-        assert len(part) == 20 * part.num_classes
+        assert len(part) == omniglot_sets.drawings * part.num_classes
     # relabelled images are the original ones of the same class
-    c = new.class_names.index("Sanskrit/character07")
-    orig = omniglot.class_names.index("Sanskrit/character07")
+    name = f"Sanskrit/character{omniglot_sets.characters('Sanskrit'):02d}"  # the last one
+    c, orig = new.class_names.index(name), omniglot.class_names.index(name)
     assert torch.equal(new.images[new.targets == c], omniglot.images[omniglot.targets == orig])
     assert new.description["classes_role"] == "new" and new.description["groups"] == NEW
     # the same split from the zips themselves (small1 = base, three alphabets of small2 = new)
-    base1 = load_omniglot(OMNIGLOT / "images_background_small1.zip", image_size=8)
+    base1 = load_omniglot(omniglot_sets.small1, image_size=8)
     assert base1.class_names == base.class_names and torch.equal(base1.images, base.images)
 
 
-@needs_omniglot
-def test_overlap_is_refused(omniglot: ImageDataset) -> None:
+def test_overlap_is_refused(omniglot_sets: OmniglotZips, omniglot: ImageDataset) -> None:
     with pytest.raises(GenaugError, match=r"overlap: group\(s\) Greek are on both sides"):
         split_classes(omniglot, new_groups=["Greek", "Tagalog"], base_groups=["Greek", "Latin"])
-    small2 = load_omniglot(OMNIGLOT / "images_background_small2.zip", image_size=8)
+    small2 = load_omniglot(omniglot_sets.small2, image_size=8)
     small1 = select_groups(omniglot, ["Balinese", "Greek"])
-    with pytest.raises(GenaugError, match=r"overlap: 24 class\(es\) .*Greek/character01, "):
+    greek = omniglot_sets.characters("Greek")
+    with pytest.raises(GenaugError, match=rf"overlap: {greek} class\(es\) .*Greek/character01, "):
         check_disjoint_classes(small1, small2)
     with pytest.raises(GenaugError, match="overlap: 1 class"):
         check_disjoint_classes(["Greek/character03"], small2)
