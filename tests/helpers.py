@@ -434,6 +434,10 @@ class OmniglotZips(NamedTuple):
         """How many characters ``alphabet`` has (in whichever zip holds it)."""
         return {**self.alphabets1, **self.alphabets2}[alphabet]
 
+    def spec(self, alphabet: str) -> str:
+        """The ``omniglot:`` dataset spec of ``alphabet``, from small1 if it holds it."""
+        return f"omniglot:{self.small1 if alphabet in self.alphabets1 else self.small2}@{alphabet}"
+
 
 # The real sets: where they are (GENAUG_OMNIGLOT_ROOT, else ../shared/data/omniglot beside the
 # repository, absent in a plain clone) and their counts, from that folder's README.

@@ -1,6 +1,9 @@
 """The episodic few-shot protocol of genaug bench (bench/episodic.py) on a few Omniglot
 characters: a tiny bench writes its report, episodes are paired and reproducible, and the
-refusals (ways, class sizes, generator data that saw the evaluated classes) come first."""
+refusals (ways, class sizes, generator data that saw the evaluated classes) come first.
+
+New classes are Tagalog's, base classes Greek's, from the made-up Omniglot zips and, as an
+extra, from the real ones (``omniglot_sets`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import train_tiny
+from helpers import OmniglotZips, train_tiny
 
 from genaug.bench.config import build_bench_config
 from genaug.bench.episodic import episodes_as_seeds, make_split, training_class_names
@@ -19,16 +22,7 @@ from genaug.data import load_dataset
 from genaug.errors import GenaugError
 from genaug.models import load_generator
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
-NEW = f"omniglot:{ROOT / 'images_background_small2.zip'}@Tagalog"  # 17 characters x 20
-BASE = f"omniglot:{ROOT / 'images_background_small1.zip'}@Greek"  # 24 characters x 20
 CONDITIONS = ["none", "affine", "more-real", "randaugment+test_dagan", "base:affine"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def omniglot_present():
-    if not (ROOT / "images_background_small2.zip").is_file():
-        pytest.skip("Omniglot zips not present")
 
 
 def _train(tmp: Path, model: str, data: str, unlabeled: bool = False) -> Path:
@@ -36,14 +30,15 @@ def _train(tmp: Path, model: str, data: str, unlabeled: bool = False) -> Path:
 
 
 @pytest.fixture(scope="module")
-def base_dagan(tmp_path_factory) -> Path:
+def base_dagan(tmp_path_factory, omniglot_sets: OmniglotZips) -> Path:
     """A test_dagan trained (2 steps) on the Greek characters only: base classes."""
-    return _train(tmp_path_factory.mktemp("base"), "test_dagan", BASE)
+    return _train(tmp_path_factory.mktemp("base"), "test_dagan", omniglot_sets.spec("Greek"))
 
 
-def tiny(out: Path, checkpoint: Path, **overrides) -> BenchConfig:
+def tiny(sets: OmniglotZips, out: Path, checkpoint: Path, **overrides) -> BenchConfig:
+    """A bench of 2 episodes of 4 Tagalog characters, Greek as the base classes."""
     values = dict(
-        data=NEW,
+        data=sets.spec("Tagalog"),
         image_size=16,
         ways=4,
         shots=[1, 2],
@@ -54,7 +49,7 @@ def tiny(out: Path, checkpoint: Path, **overrides) -> BenchConfig:
         conditions=list(CONDITIONS),
         generator_data=[f"checkpoint:{checkpoint}"],
         generators={"test_dagan": {"mode": "vary"}},
-        pretrain_data=BASE,
+        pretrain_data=sets.spec("Greek"),
         pretrain_steps=3,
         hflip=False,
         device="cpu",
@@ -67,9 +62,9 @@ def tiny(out: Path, checkpoint: Path, **overrides) -> BenchConfig:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, base_dagan):
+def finished(tmp_path_factory, omniglot_sets, base_dagan):
     out = tmp_path_factory.mktemp("episodic") / "run"
-    result = run_bench(tiny(out, base_dagan), command="genaug bench (test)")
+    result = run_bench(tiny(omniglot_sets, out, base_dagan), command="genaug bench (test)")
     return out, result
 
 
@@ -121,20 +116,26 @@ def test_episodes_are_paired_across_conditions_and_nested_across_shots(finished)
     assert len({r["subset_fingerprint"] for r in records if r["shots"] == 1}) == 2
 
 
-def test_episodes_are_reproducible(finished, base_dagan, tmp_path):
+def test_episodes_are_reproducible(finished, omniglot_sets, base_dagan, tmp_path):
     out, _ = finished
     # shots [1] alone would leave 18 test images per class: ask for the first bench's 16
     again = tiny(
-        tmp_path / "again", base_dagan, shots=[1], seeds=[1], conditions=["affine"], queries=16
+        omniglot_sets,
+        tmp_path / "again",
+        base_dagan,
+        shots=[1],
+        seeds=[1],
+        conditions=["affine"],
+        queries=16,
     )
     run_bench(again)
     first = read_runs(out / "runs.jsonl")["1|1|affine|-"]
     second = read_runs(tmp_path / "again" / "runs.jsonl")["1|1|affine|-"]
     for key in ("accuracy", "subset_fingerprint", "test_fingerprint", "init_fingerprint"):
         assert first[key] == second[key]
-    config = tiny(tmp_path, base_dagan).validate()
+    config = tiny(omniglot_sets, tmp_path, base_dagan).validate()
     config.queries = 16
-    dataset = load_dataset(NEW, image_size=16)
+    dataset = load_dataset(omniglot_sets.spec("Tagalog"), image_size=16)
     split = make_split(config, dataset, 2, 1)
     assert split.labeled.num_classes == 4 and split.labeled.targets.tolist() == [
         0,
@@ -149,15 +150,19 @@ def test_episodes_are_reproducible(finished, base_dagan, tmp_path):
     assert len(split.test) == 4 * 16 and split.episode == make_split(config, dataset, 2, 1).episode
 
 
-def test_the_checkpoint_records_its_training_classes(base_dagan):
+def test_the_checkpoint_records_its_training_classes(omniglot_sets, base_dagan):
     names = training_class_names(load_generator(base_dagan))
-    assert len(names) == 24 and all(n.startswith("Greek/") for n in names)
+    assert names == [f"Greek/character{i:02d}" for i in range(1, len(names) + 1)]
+    assert len(names) == omniglot_sets.characters("Greek")
 
 
-def test_a_generator_trained_on_the_evaluated_classes_is_refused(tmp_path):
-    seen = _train(tmp_path, "test_vae", NEW, unlabeled=True)  # labels hidden, classes recorded
+def test_a_generator_trained_on_the_evaluated_classes_is_refused(omniglot_sets, tmp_path):
+    new = omniglot_sets.spec("Tagalog")
+    seen = _train(tmp_path, "test_vae", new, unlabeled=True)  # labels hidden, classes recorded
     out = tmp_path / "run"
-    config = tiny(out, seen, conditions=["none", "randaugment+test_vae@mode=perturb"])
+    config = tiny(
+        omniglot_sets, out, seen, conditions=["none", "randaugment+test_vae@mode=perturb"]
+    )
     with pytest.raises(GenaugError, match="was trained on classes this bench evaluates"):
         run_bench(config)
     assert not out.exists()  # refused before anything was written
@@ -166,7 +171,7 @@ def test_a_generator_trained_on_the_evaluated_classes_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (dict(ways=18), "more than the 17 classes"),
+        (dict(ways=18), "more than the {new} classes"),  # {new}: the Tagalog characters
         (dict(queries=19, shots=[1]), r"class 'Tagalog/character\d+' holds 20 image\(s\)"),
         (dict(shots=[10]), r"class 'Tagalog/character\d+' holds 20 image\(s\), too few"),
         (
@@ -177,40 +182,49 @@ def test_a_generator_trained_on_the_evaluated_classes_is_refused(tmp_path):
         (dict(ways=None, queries=5), "set ways too"),
     ],
 )
-def test_bad_episodic_input_is_one_sentence_before_any_run(tmp_path, overrides, match):
+def test_bad_episodic_input_is_one_sentence_before_any_run(
+    omniglot_sets, tmp_path, overrides, match
+):
     out = tmp_path / "run"
     values = dict(generator_data=[], conditions=["none", "more-real"])
-    config = tiny(out, tmp_path / "missing", **{**values, **overrides})
-    with pytest.raises(GenaugError, match=match):
+    config = tiny(omniglot_sets, out, tmp_path / "missing", **{**values, **overrides})
+    with pytest.raises(GenaugError, match=match.format(new=omniglot_sets.characters("Tagalog"))):
         run_bench(config)
     assert not out.exists()
 
 
-def test_episodes_setting_and_flags(tmp_path, capsys):
+def test_episodes_setting_and_flags(omniglot_sets, tmp_path, capsys):
+    new = omniglot_sets.spec("Tagalog")
     assert episodes_as_seeds(3) == [0, 1, 2] and episodes_as_seeds([100, 101]) == [100, 101]
     path = tmp_path / "bench.yaml"
-    path.write_text(f"data: {NEW}\nways: 5\nepisodes: 4\n")
+    path.write_text(f"data: {new}\nways: 5\nepisodes: 4\n")
     assert build_bench_config(path).seeds == [0, 1, 2, 3]
     path.write_text("ways: 5\nepisodes: 4\nseeds: [1]\n")
     with pytest.raises(GenaugError, match="both seeds and episodes"):
         build_bench_config(path)
-    argv = ["bench", "--data", NEW, "--image-size", "16", "--model", "test_resnet"]
+    argv = ["bench", "--data", new, "--image-size", "16", "--model", "test_resnet"]
     argv += ["--conditions", "none", "--out", str(tmp_path / "cli"), "--no-progress"]
-    assert main([*argv, "--ways", "18", "--episodes", "2", "--device", "cpu"]) == 2
+    classes = omniglot_sets.characters("Tagalog")
+    too_many = ["--ways", str(classes + 1), "--episodes", "2", "--device", "cpu"]
+    assert main([*argv, *too_many]) == 2
     err = capsys.readouterr().err
-    assert "more than the 17 classes" in err and "Traceback" not in err
+    assert f"more than the {classes} classes" in err and "Traceback" not in err
     assert main([*argv, "--ways", "4", "--episodes", "2", "--seeds", "2"]) == 2
     assert "--episodes and --seeds" in capsys.readouterr().err
     status = main([*argv, "--ways", "3", "--episodes", "2", "--shots", "1", "--steps", "2"])
     assert status == 0 and "2 episodes (0, 1) of 3 ways" in capsys.readouterr().out
 
 
-def test_resuming_with_narrowed_shots_keeps_the_saved_test_images(finished, base_dagan, tmp_path):
+def test_resuming_with_narrowed_shots_keeps_the_saved_test_images(
+    finished, omniglot_sets, base_dagan, tmp_path
+):
     out, _ = finished
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     # shots [1] alone would resolve 18 test images per class; the bench was started with 16
-    narrowed = tiny(copy, base_dagan, shots=[1], seeds=[0], conditions=["affine"], resume=True)
+    narrowed = tiny(
+        omniglot_sets, copy, base_dagan, shots=[1], seeds=[0], conditions=["affine"], resume=True
+    )
     result = run_bench(narrowed)
     assert (result.ran, result.reused) == (0, 1)
     assert json.loads((copy / "bench_config.json").read_text())["queries"] == 16
