@@ -6,7 +6,7 @@ whether it helps.
 
 from __future__ import annotations
 
-from genaug.errors import GenaugError
+from genaug.errors import GenaugError, GenaugNotice
 from genaug.models import (
     Generator,
     create_generator,
@@ -21,6 +21,7 @@ from genaug.version import __version__
 __all__ = [
     "AlbumentationsGenerativeAugment",
     "GenaugError",
+    "GenaugNotice",
     "GenerativeAugment",
     "GenerativeMix",
     "Generator",

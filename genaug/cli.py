@@ -1,6 +1,8 @@
 """The ``genaug`` command line: thin over the library (parse -> config -> library call).
 
-Bad input ends with one sentence on stderr and exit status 2, never a traceback.
+Bad input ends with one sentence on stderr and exit status 2, never a traceback; OS errors (a full
+disk, a read-only folder) are bad input too. Notices (a damaged checkpoint skipped) are one
+``genaug: notice:`` line each.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from genaug import distributed, lock
-from genaug.errors import GenaugError
+from genaug.errors import GenaugError, notices_as_lines
+from genaug.io import as_os_error, os_error_message
 
 EXIT_BAD_INPUT = 2
 
@@ -63,6 +66,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="augment the training images: translation, color and/or cutout (comma list)",
     )
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument(
+        "--resume-from",
+        type=_positive_int,
+        metavar="STEP",
+        help="continue from the checkpoint of STEP (newer ones are set aside, not deleted)",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     train.add_argument("--checkpoint-every", type=_positive_int, default=500)
     train.add_argument("--log-every", type=_positive_int, default=50)
@@ -169,29 +178,12 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _model_args(items: list[str]) -> dict[str, object]:
-    """``["beta=3", "critic=runs/x"]`` -> ``{"beta": 3, "critic": "runs/x"}`` (YAML scalars)."""
-    import yaml
-
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise GenaugError(f"--model-arg takes KEY=VALUE (e.g. beta=3), not {item!r}.")
-        value = yaml.safe_load(text) if text.strip() else None
-        if isinstance(value, (dict, list)):
-            raise GenaugError(
-                f"--model-arg {key} takes a number, true/false or text, not {text!r}."
-            )
-        out[key.strip()] = text if isinstance(value, str) else value  # text as written
-    return out
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from genaug.train import TrainConfig, train
+    from genaug.train.config import parse_model_args
 
     model_args = {k: v for k, v in (("latent_dim", args.latent_dim), ("width", args.width)) if v}
-    model_args.update(_model_args(args.model_arg))
+    model_args.update(parse_model_args(args.model_arg))
     config = TrainConfig(
         model=args.model,
         data=args.data,
@@ -206,6 +198,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         unlabeled=args.unlabeled,
         augment=args.augment,
         resume=args.resume,
+        resume_from=args.resume_from,
         overwrite=args.overwrite,
         checkpoint_every=args.checkpoint_every,
         log_every=args.log_every,
@@ -226,6 +219,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
+    from genaug.io import os_errors_as_sentences
     from genaug.models import load_generator
     from genaug.models.sampling import sample_indices
     from genaug.plots import save_image_rows
@@ -239,15 +233,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         images, _ = sample_indices(model, torch.arange(args.n), args.seed)
         rows = (args.n + 7) // 8
         images = torch.cat([images, images.new_ones(rows * 8 - args.n, *images.shape[1:])])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_image_rows(images, [""] * rows, out)
+        with os_errors_as_sentences(f"write --out {out}", then=" (or another --out)"):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_image_rows(images, [""] * rows, out)  # atomic: the old grid or the new one
         print(f"wrote a grid of {args.n} samples to {out}")
     elif out.suffix:
         raise GenaugError(f"--out {out} should be a .png file (a grid) or a folder (no suffix).")
     else:
-        # One writer per folder: rank 0 holds DIR/ while the job writes; a refusal reaches all.
-        distributed.run_on_main(lambda: lock.hold(out), "locking the sample folder")
-        export_synthetic_set(model, out, args.n, seed=args.seed)  # shared among torchrun ranks
+        # A folder is complete, or marked incomplete until the same command runs again.
+        again = f", then run the same command again to finish {out} (or choose another --out)"
+        with os_errors_as_sentences(f"write the samples under --out {out}", then=again):
+            # One writer per folder: rank 0 holds DIR/ while the job writes; a refusal reaches all.
+            distributed.run_on_main(lambda: lock.hold(out), "locking the sample folder")
+            export_synthetic_set(model, out, args.n, seed=args.seed)  # shared among ranks
         if distributed.is_main():
             print(f"wrote {args.n} samples as an ImageFolder tree under {out}")
     return 0
@@ -374,22 +372,35 @@ COMMANDS = {
 }
 
 
+def _say_error(message: object) -> None:
+    # Under torchrun every rank may say it; the rank tells which process did.
+    where = f" (rank {distributed.rank()})" if distributed.world_size() > 1 else ""
+    # One write per line: under torchrun every rank shares the terminal, and print() may
+    # split the text and its newline into two writes that interleave with other ranks'.
+    sys.stderr.write(f"genaug: error{where}: {message}\n")
+    sys.stderr.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for bad input, 130 when interrupted)."""
     args = _build_parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        with lock.scope():  # a folder a command locked is given back when it returns
+        # A folder a command locked is given back when it returns.
+        with lock.scope(), notices_as_lines():
             status = COMMANDS[args.command](args)
         if args.command in ("train", "demo") and distributed.is_main():
             print(f"done in {time.perf_counter() - started:.1f} s")
     except GenaugError as exc:
-        # Under torchrun every rank may say it; the rank tells which process did.
-        where = f" (rank {distributed.rank()})" if distributed.world_size() > 1 else ""
-        # One write per line: under torchrun every rank shares the terminal, and print() may
-        # split the text and its newline into two writes that interleave with other ranks'.
-        sys.stderr.write(f"genaug: error{where}: {exc}\n")
-        sys.stderr.flush()
+        _say_error(exc)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        # An OS error no command turned into its own sentence (a full disk, a read-only
+        # folder) is bad input too: one sentence, no traceback. Anything else is a bug.
+        error = as_os_error(exc)
+        if error is None:
+            raise
+        _say_error(os_error_message(error, f"finish `genaug {args.command}`"))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("genaug: interrupted; progress up to the last checkpoint is kept.", file=sys.stderr)

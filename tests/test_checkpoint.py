@@ -64,7 +64,7 @@ def test_crash_while_writing_keeps_the_old_checkpoint(model, tmp_path, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr("genaug.models.checkpoint.save_file", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(GenaugError, match="Could not save the generator to .*disk full"):
         save_generator(model, tmp_path / "ckpt")
     assert load_generator(tmp_path / "ckpt") is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

@@ -212,27 +212,22 @@ def test_steps_must_be_positive(tmp_path, capsys, steps):
 
 
 def test_missing_and_truncated_weights(trained_run, tmp_path, capsys):
-    ckpt = load_generator_dir(trained_run)
-    weights = ckpt / "model.safetensors"
+    """A damaged checkpoint given by hand is refused; a run folder falls back to its newest
+    good checkpoint with a notice; a run with no good checkpoint is refused."""
+    newest = trained_run / "checkpoints" / "step_0000004"
+    weights = newest / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    expect_bad_input(
-        capsys,
-        "sample",
-        "--checkpoint",
-        str(trained_run),
-        "--out",
-        str(tmp_path / "g.png"),
-        match="truncated",
-    )
+    grid = ["--out", str(tmp_path / "g.png")]
+    expect_bad_input(capsys, "sample", "--checkpoint", str(newest), *grid, match="truncated")
+    status, _, err = run_cli(capsys, "sample", "--checkpoint", str(trained_run), *grid)
+    assert status == 0, err
+    assert err.startswith("genaug: notice: using ") and err.count("\n") == 1, err
+    assert "step_0000002" in err and "skipped step_0000004 (model.safetensors is unreadable" in err
     weights.unlink()
+    expect_bad_input(capsys, "sample", "--checkpoint", str(newest), *grid, match="missing")
+    (trained_run / "checkpoints" / "step_0000002" / "model.safetensors").unlink()
     expect_bad_input(
-        capsys,
-        "sample",
-        "--checkpoint",
-        str(trained_run),
-        "--out",
-        str(tmp_path / "g.png"),
-        match="missing",
+        capsys, "sample", "--checkpoint", str(trained_run), *grid, match="no usable checkpoint"
     )
 
 

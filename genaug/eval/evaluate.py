@@ -58,7 +58,7 @@ from genaug.eval.reference import (
 )
 from genaug.eval.samples import draw_samples, load_model
 from genaug.eval.table import format_metrics
-from genaug.io import atomic_write_json
+from genaug.io import atomic_write_json, check_writable, os_errors_as_sentences
 from genaug.models.base import Generator
 
 __all__ = [
@@ -298,6 +298,7 @@ def evaluate_generator(
     out = Path(out_dir) if out_dir is not None else None
     if cache_dir is None and out is not None:
         cache_dir = out / "reference"
+    _check_writable_folders(out, cache_dir)
     timings: dict[str, float] = {}
 
     # 1. The judge: a small CNN trained on the real training part, and its test accuracy.
@@ -379,6 +380,18 @@ def _write(
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     if out is not None:
         atomic_write_json(out / metrics_name, metrics)
+
+
+def _check_writable_folders(out: Path | None, cache_dir: str | os.PathLike | None) -> None:
+    """Refuse, before any work, folders the evaluation could not write its files into."""
+    fix = (
+        "give writable folders with --out FILE.json and --cache DIR (out_dir= and cache_dir= "
+        "in Python)"
+    )
+    for folder in (out, cache_dir):
+        if folder is not None:
+            with os_errors_as_sentences(f"write the evaluation's files in {folder}", fix):
+                check_writable(folder)
 
 
 def _ratio(distances: Tensor, typical: float) -> float | None:

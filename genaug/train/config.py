@@ -11,7 +11,7 @@ from genaug.errors import GenaugError
 # Fields that may differ between a run and its resumption.
 RESUMABLE_CHANGES = frozenset(
     {"steps", "resume", "overwrite", "device", "progress", "out", "checkpoint_every", "log_every"}
-    | {"keep_checkpoints", "sync_batchnorm"}
+    | {"keep_checkpoints", "sync_batchnorm", "resume_from"}
 )
 
 
@@ -36,7 +36,8 @@ class TrainConfig:
             list of ``translation`` (shift by up to 1/8 of the side), ``color`` and ``cutout``
             (the DiffAugment operations), or "" (off). With a few dozen images the generator
             then learns their shifted and re-lit variants too; its samples show them as well.
-        resume: continue from the newest checkpoint in ``out``.
+        resume: continue from the newest checkpoint in ``out`` that passes the checks (a damaged
+            newer one is skipped with a notice and set aside in ``checkpoints/set_aside/``).
         overwrite: replace a different run already in ``out``.
         checkpoint_every: steps between checkpoints (and per-class sample grids).
         log_every: steps between stats.jsonl lines and progress-bar updates.
@@ -48,6 +49,8 @@ class TrainConfig:
             batch statistics come from the global batch, not each process's slice. No effect in
             one process; refused for several CPU processes. Checkpoints are unchanged, so a
             resumed run may switch it.
+        resume_from: continue from the checkpoint of this step (implies ``resume``); newer
+            checkpoints are set aside in ``checkpoints/set_aside/``, never deleted.
     """
 
     model: str = "vae"
@@ -72,10 +75,12 @@ class TrainConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     sync_batchnorm: bool = False
+    resume_from: int | None = None
 
     def validate(self) -> TrainConfig:
         """Raise a clear error for values no run can use; return self."""
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints"):
+        names = ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints")
+        for name in (*names, "resume_from"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise GenaugError(f"{name} must be a positive integer, got {value!r}.")
@@ -106,3 +111,21 @@ class TrainConfig:
         """Names of the fields that differ and would change what the run is."""
         mine, theirs = self.to_dict(), other.to_dict()
         return sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
+
+
+def parse_model_args(items: list[str]) -> dict[str, Any]:
+    """``["beta=3", "critic=runs/x"]`` -> ``{"beta": 3, "critic": "runs/x"}`` (YAML scalars)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise GenaugError(f"--model-arg takes KEY=VALUE (e.g. beta=3), not {item!r}.")
+        value = yaml.safe_load(text) if text.strip() else None
+        if isinstance(value, (dict, list)):
+            raise GenaugError(
+                f"--model-arg {key} takes a number, true/false or text, not {text!r}."
+            )
+        out[key.strip()] = text if isinstance(value, str) else value  # text as written
+    return out

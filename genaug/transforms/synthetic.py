@@ -1,8 +1,14 @@
 """Generated images, deterministic by index: datasets to use beside real data, and their export
-as an ImageFolder tree (``genaug sample --out DIR/``)."""
+as an ImageFolder tree (``genaug sample --out DIR/``).
+
+An export is complete or marked incomplete: ``DIR/INCOMPLETE.txt`` stands while it runs and is
+removed once every sample is there, and no half-written PNG is left (each is written under a
+temporary name and renamed). Running the same export again finishes the folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +21,8 @@ from torch.utils.data import Dataset
 
 from genaug.data import ImageDataset, load_dataset
 from genaug.data.convert import convert_channels, resize_images
-from genaug.errors import GenaugError
+from genaug.errors import GenaugError, notice
+from genaug.io import atomic_write_text
 from genaug.models.base import Generator
 from genaug.models.sampling import labels_for_indices, latents_for_indices, sample_indices
 from genaug.transforms.checks import image_conditioned_families
@@ -57,9 +64,17 @@ def export_image_folder(
             folder = out / (names[int(labels[j])] if labels is not None else names[0])
             final = folder / f"{index:0{width}d}.png"
             tmp = folder / f".{final.name}.tmp"
-            image_to_pil(images[j]).save(tmp, format="PNG")
-            os.replace(tmp, final)
+            try:
+                image_to_pil(images[j]).save(tmp, format="PNG")
+                os.replace(tmp, final)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()  # a full disk leaves no half-written image behind
+                raise
     return out
+
+
+INCOMPLETE = "INCOMPLETE.txt"  # stands in an export folder until every sample is written
 
 
 def export_synthetic_set(
@@ -69,10 +84,22 @@ def export_synthetic_set(
 
     Rank ``r`` of ``w`` writes the sample indices ``r::w`` (each sample is deterministic by index,
     so the tree equals a one-process export); rank 0 then waits for every rank and checks that
-    all ``n`` files are there. Without torchrun this is ``export_image_folder``.
+    all ``n`` files are there. Without torchrun this is ``export_image_folder``. Until then
+    ``out_dir/INCOMPLETE.txt`` marks the folder incomplete; running the export again finishes it.
     """
     from genaug import distributed
 
+    _check_samples_from_noise(model)  # before the folder is marked
+    marker = Path(out_dir) / INCOMPLETE
+    if distributed.is_main():
+        if marker.is_file():
+            notice(f"{out_dir} was left incomplete by an earlier export; finishing it.")
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            marker,
+            f"genaug is writing {n} samples (seed {seed}) here, or stopped before it wrote them "
+            "all; run the same export again to finish this folder.\n",
+        )
     out = export_image_folder(
         model, out_dir, n, seed, batch_size, indices=distributed.shard_range(n)
     )
@@ -93,6 +120,7 @@ def export_synthetic_set(
                 f"{len(missing)} of {n} samples are missing under {out} (first: index "
                 f"{missing[0]}); run the export again."
             )
+        marker.unlink()
     return out
 
 
