@@ -22,6 +22,13 @@ class GenaugNotice(UserWarning):
     """Something genaug worked around and the user should know about; one sentence."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), or its type's name:
+    what a one-sentence error quotes of a library's exception."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
+
+
 def notice(message: str) -> None:
     """Warn with a :class:`GenaugNotice` (the CLI shows it as one ``genaug: notice:`` line)."""
     warnings.warn(message, GenaugNotice, stacklevel=3)

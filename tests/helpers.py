@@ -460,3 +460,29 @@ REAL_OMNIGLOT = OmniglotZips(
         "Tagalog": 17,
     },
 )
+
+
+# ---------------------------------------------------------------------- a base classifier
+def make_classifier_folder(out: Any, base: Any, steps: int = 30, batch_size: int = 16) -> Any:
+    """Train a timm ``test_resnet`` on the images of ``base`` (an ImageDataset) for ``steps``
+    steps of ``batch_size``, as ``genaug bench`` trains its base classifier (no augmentation),
+    into ``out/pretrained/base-classifier`` (classifier.safetensors + classifier.json); returns
+    that folder (a Path). A bench of the same settings takes it with ``pretrained_from=out``."""
+    from pathlib import Path
+
+    from genaug.bench.config import BenchConfig
+    from genaug.bench.pretrain import base_folder, ensure_base_classifier
+
+    config = BenchConfig(
+        data=str(base.description.get("spec", "made-up")),
+        image_size=base.image_size,
+        model="test_resnet",
+        batch_size=batch_size,
+        pretrain_data=str(base.description.get("spec", "made-up")),
+        pretrain_steps=steps,
+        pretrain_augment="none",
+        device="cpu",
+        out=str(out),
+    )
+    ensure_base_classifier(config, base, Path(out))
+    return base_folder(out)

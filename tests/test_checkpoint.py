@@ -25,7 +25,11 @@ def test_round_trip_gives_identical_weights_and_samples(model, tmp_path):
     assert type(loaded) is type(model)
     for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
-    if model.image_conditioned:  # varies given images instead of sampling
+    if model.feature_space:  # makes features of a frozen extractor
+        f = torch.rand(3, model.feature_dim)
+        a = model.hallucinate(f, 2, generator=torch.Generator().manual_seed(3))
+        b = loaded.hallucinate(f, 2, generator=torch.Generator().manual_seed(3))
+    elif model.image_conditioned:  # varies given images instead of sampling
         x = torch.rand(3, 1, 16, 16)
         a = model.vary(x, generator=torch.Generator().manual_seed(3))
         b = loaded.vary(x, generator=torch.Generator().manual_seed(3))
@@ -125,7 +129,8 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_weights_from_another_config_are_refused(model, tmp_path):
     save_generator(model, tmp_path / "ckpt")
-    other = create_generator(model.family and f"test_{model.family}", image_size=32)
+    wider = {"width": 32} if model.feature_space else {}  # its sizes do not follow the image's
+    other = create_generator(model.family and f"test_{model.family}", image_size=32, **wider)
     save_generator(other, tmp_path / "other")
     (tmp_path / "ckpt" / "model.safetensors").write_bytes(
         (tmp_path / "other" / "model.safetensors").read_bytes()

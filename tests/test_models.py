@@ -8,13 +8,25 @@ import pytest
 import torch
 
 from genaug import GenaugError, create_generator, list_generators
-from genaug.models import Generator, register
+from genaug.models import FeatureExtractor, Generator, register
 from genaug.models.base import validate_image_size
 
 TEST_MODELS = list_generators("test_")
-#: Families that draw images from latents; image-conditioned ones (DAGAN) vary given images.
-SAMPLING_MODELS = [n for n in TEST_MODELS if not create_generator(n).image_conditioned]
+#: Families that draw images from latents; image-conditioned ones (DAGAN) vary given images;
+#: feature-space ones (the hallucinator) make features of a frozen extractor, no images.
+SAMPLING_MODELS = [
+    n
+    for n in TEST_MODELS
+    if not create_generator(n).image_conditioned and not create_generator(n).feature_space
+]
 VARYING_MODELS = [n for n in TEST_MODELS if create_generator(n).image_conditioned]
+FEATURE_MODELS = [n for n in TEST_MODELS if create_generator(n).feature_space]
+
+
+def tiny_extractor_spec(size: int = 16) -> str:
+    """A registered in-memory extractor (8 features) for a feature-space family to train on."""
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(size * size, 8))
+    return FeatureExtractor(module, image_size=size, channels=1).spec()
 
 
 def test_registry_lists_families_and_test_variants():
@@ -116,9 +128,24 @@ def test_encoder_contract(name):
             model.encode(x, labels)
 
 
+@pytest.mark.parametrize("name", FEATURE_MODELS)
+def test_feature_families_hallucinate_and_make_no_images(name):
+    model = create_generator(name, image_size=16, extractor=tiny_extractor_spec()).eval()
+    features = torch.rand(3, model.feature_dim)
+    made = model.hallucinate(features, 4, generator=torch.Generator().manual_seed(0))
+    assert made.shape == (12, model.feature_dim) and made.dtype == torch.float32
+    assert torch.equal(
+        made, model.hallucinate(features, 4, generator=torch.Generator().manual_seed(0))
+    )
+    for call in (lambda: model.sample(2), lambda: model.vary(torch.rand(2, 1, 16, 16))):
+        with pytest.raises(GenaugError, match="makes features, not images"):
+            call()
+
+
 @pytest.mark.parametrize("name", TEST_MODELS)
 def test_one_training_step_lowers_nothing_to_nan(name):
-    model = create_generator(name, image_size=16, num_classes=2).train()
+    extra = {"extractor": tiny_extractor_spec()} if name in FEATURE_MODELS else {}
+    model = create_generator(name, image_size=16, num_classes=2, **extra).train()
     optimizers = model.create_optimizers(model.default_lr)
     before = [p.detach().clone() for p in model.parameters()]
     images, labels = torch.rand(8, 1, 16, 16), torch.randint(0, 2, (8,))

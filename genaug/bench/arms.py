@@ -82,6 +82,11 @@ def plan_arms(
         if condition in seen:
             raise GenaugError(f"condition {condition!r} is listed twice; list it once.")
         seen.add(condition)
+        if recipe.learner.written and not on_base:
+            raise GenaugError(
+                f"condition {condition!r}: the {recipe.learner.name} learner starts from the "
+                f"base-pretrained classifier; write base:{condition}."
+            )
         step = recipe.generative
         if step is None:
             arms.append(Arm(recipe, None, on_base))
@@ -89,6 +94,9 @@ def plan_arms(
         settings = config.generator_settings(step.generator)
         family = _generator_family(settings.model)
         cls = family_class(family)
+        if cls.feature_space:  # a hallucinator: used by the learner, on the base features
+            arms += _feature_arms(config, recipe, on_base, family)
+            continue
         reasons: list[str] = []
         for source in config.generator_data:
             if source.startswith("checkpoint:"):
@@ -137,6 +145,29 @@ def plan_arms(
         if reasons and len(reasons) == len(config.generator_data):
             raise GenaugError(reasons[0])
     return arms
+
+
+def _feature_arms(config: BenchConfig, recipe: Recipe, on_base: bool, family: str) -> list[Arm]:
+    """The arms of a feature-space generator: base: conditions, checkpoint sources only."""
+    if not on_base:
+        raise GenaugError(
+            f"condition {recipe.name!r}: a {family} makes features of the base classifier; "
+            f"write base:{recipe.name}."
+        )
+    sources = [s for s in config.generator_data if s.startswith("checkpoint:")]
+    if not sources:
+        raise GenaugError(
+            f"condition {recipe.name!r}: a {family} is trained with genaug train on the base "
+            "classes; give it as generator data checkpoint:PATH."
+        )
+    for source in sources:
+        model = load_generator(source.partition(":")[2])
+        if model.family != family:
+            raise GenaugError(
+                f"condition {recipe.name!r} names a {family} but {source.partition(':')[2]} "
+                f"holds a {model.family}; name the checkpoint's family in the condition."
+            )
+    return [Arm(recipe, source, on_base) for source in sources]
 
 
 @dataclass(frozen=True)

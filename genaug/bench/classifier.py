@@ -16,7 +16,6 @@ a ``set_progress(fraction)`` method, the loop calls it before every step (for sc
 from __future__ import annotations
 
 import difflib
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,13 +24,18 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
+from genaug.bench.batch_loss import (
+    FeatureHallucination,
+    GeneratedTreatment,
+    batch_loss,
+    parameter_groups,
+)
 from genaug.data import batch_indices
 from genaug.data.convert import to_float_images
 from genaug.device import autocast_for, memory_format_for, resolve_device
-from genaug.errors import GenaugError
-from genaug.models.critic import timm_normalisation
+from genaug.errors import GenaugError, first_line
+from genaug.models.features import timm_normalisation, weights_fingerprint
 
 __all__ = [
     "BatchAugment",
@@ -61,6 +65,7 @@ class ClassifierConfig:
         label_smoothing: cross-entropy label smoothing.
         device: ``auto``, ``cpu`` or ``cuda``.
         amp: bf16 autocast on CUDA (ignored on the CPU).
+        backbone: the backbone's learning rate as a share of ``lr`` (the head's), in (0, 1].
     """
 
     model: str = "resnet10t"
@@ -72,6 +77,7 @@ class ClassifierConfig:
     label_smoothing: float = 0.0
     device: str = "auto"
     amp: bool = True
+    backbone: float = 1.0
 
     def validate(self) -> ClassifierConfig:
         for name in ("steps", "batch_size"):
@@ -84,6 +90,8 @@ class ClassifierConfig:
             raise GenaugError(f"weight_decay must be 0 or more, got {self.weight_decay!r}.")
         if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
             raise GenaugError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}.")
+        if not (isinstance(self.backbone, (int, float)) and 0 < self.backbone <= 1):
+            raise GenaugError(f"backbone must lie in (0, 1], got {self.backbone!r}.")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +168,7 @@ def create_classifier(
     except Exception as exc:  # timm raises many types for unloadable weights or bad arguments
         what = f"with the weights in {pretrained_file} " if pretrained_file else ""
         raise GenaugError(
-            f"timm could not create {name!r} {what}({type(exc).__name__}: {_first_line(exc)}); "
+            f"timm could not create {name!r} {what}({type(exc).__name__}: {first_line(exc)}); "
             "check the model name and the weights file."
         ) from None
     check_input_size(model, name, in_chans, image_size, num_classes)
@@ -179,7 +187,7 @@ def check_input_size(
     except Exception as exc:  # shape errors come as RuntimeError, AssertionError, ValueError...
         raise GenaugError(
             f"timm model {name!r} cannot take {in_chans}x{image_size}x{image_size} images "
-            f"({type(exc).__name__}: {_first_line(exc)}); use a larger --image-size or a "
+            f"({type(exc).__name__}: {first_line(exc)}); use a larger --image-size or a "
             "model made for small images (e.g. resnet10t)."
         ) from None
     finally:
@@ -189,22 +197,6 @@ def check_input_size(
             f"timm model {name!r} returned outputs shaped {tuple(out.shape)} for "
             f"{image_size} px images instead of (2, {num_classes}); pick another model."
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
-def weights_fingerprint(model: nn.Module) -> str:
-    """A short hash of a model's parameters and buffers (equal weights <-> equal hash)."""
-    digest = hashlib.sha1()
-    for key, value in model.state_dict().items():
-        digest.update(key.encode())
-        digest.update(
-            value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-        )
-    return digest.hexdigest()[:16]
 
 
 def _normalisation(model: nn.Module, channels: int, pretrained: bool) -> tuple[Tensor, Tensor]:
@@ -264,6 +256,8 @@ def train_classifier(
     init_seed: int = 0,
     data_seed: int = 0,
     augment_seed: int = 0,
+    treatment: GeneratedTreatment | None = None,
+    hallucination: FeatureHallucination | None = None,
 ) -> ClassifierResult:
     """Train ``config.model`` on the labelled images, then measure it on the test images.
 
@@ -274,6 +268,10 @@ def train_classifier(
         init_seed: seeds the initial weights (equal across paired conditions).
         data_seed: seeds the order of the training batches (equal across paired conditions).
         augment_seed: seeds torch's global RNG for the augmentation's draws (per condition).
+        treatment: how generated images are treated (weight, soft labels, separate BatchNorm
+            statistics), read from the augmentation's ``last_generated`` mask; see
+            :mod:`genaug.bench.batch_loss`.
+        hallucination: a hallucinator adding features to the head's loss.
 
     Example: ``train_classifier(ClassifierConfig("resnet10t"), xs, ys, xt, yt, 10).accuracy``.
     """
@@ -295,13 +293,13 @@ def train_classifier(
     model = model.to(device=device, memory_format=memory_format).train()
     mean, std = _normalisation(model, channels, config.pretrained_file is not None)
     mean, std = mean.to(device), std.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    groups = parameter_groups(model, config.lr, config.backbone)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.steps
+        optimizer, max_lr=[g["lr"] for g in groups], total_steps=config.steps
     )
     autocast = autocast_for(device, config.amp)
+    treatment = treatment or GeneratedTreatment()
     set_progress = getattr(augment, "set_progress", None)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     n = int(train_images.shape[0])
@@ -313,20 +311,22 @@ def train_classifier(
     for step in range(config.steps):
         index = batch_indices(step, config.batch_size, n, data_seed)  # (B,) shared per seed
         images, labels = train_images[index], targets_all[index]  # (B, C, H, W), (B,)
+        generated = None
         if augment is not None:
             if set_progress is not None:
                 set_progress(step / max(config.steps - 1, 1))
             sync()
             t0 = time.perf_counter()
             images, labels = augment(images, labels)
+            generated = getattr(augment, "last_generated", None)  # (B,) bool, or None
             sync()
             augment_seconds += time.perf_counter() - t0
         x = to_float_images(images.to(device, non_blocking=True))  # (B, C, H, W) in [0, 1]
         x = ((x - mean) / std).contiguous(memory_format=memory_format)
         y = labels.to(device, non_blocking=True)
-        with autocast():
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        loss = batch_loss(
+            model, x, y, generated, treatment, hallucination, autocast, config.label_smoothing
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -6,16 +6,20 @@ Shared by the grid loop (:mod:`genaug.bench.run`) and its CPU worker processes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from typing import Any
 
 from genaug.bench.arms import Arm
+from genaug.bench.batch_loss import FeatureHallucination, GeneratedTreatment
 from genaug.bench.cache import GeneratorCache, stable_seed
 from genaug.bench.classifier import train_classifier
 from genaug.bench.config import BenchConfig
+from genaug.bench.heads import base_extractor, keep_filter, run_head
 from genaug.bench.pipeline import build_pipeline
 from genaug.bench.pretrain import classifier_for
+from genaug.bench.recipes import Recipe
 from genaug.data import ImageDataset
 from genaug.errors import GenaugError
 
@@ -52,19 +56,25 @@ def run_one(
         generator, facts = got
     augment_seed = stable_seed(seed, shots, arm.key)
     pipeline = arm_pipeline(config, arm, generator, augment_seed, split, cache)
-    result = train_classifier(
-        classifier_for(config, arm.base),
-        labeled.images,
-        labeled.targets,
-        split.test.images,
-        split.test.targets,
-        split.test.num_classes,
-        augment=pipeline,
-        init_seed=seed,
-        data_seed=seed,
-        augment_seed=augment_seed,
-    )
-    return {
+    if recipe.learner.is_head:
+        measured = run_head(config, arm, split, generator, pipeline, augment_seed, cache.dataset)
+    else:
+        result = train_classifier(
+            classifier_for(config, arm.base, recipe.learner.backbone),
+            labeled.images,
+            labeled.targets,
+            split.test.images,
+            split.test.targets,
+            split.test.num_classes,
+            augment=pipeline,
+            init_seed=seed,
+            data_seed=seed,
+            augment_seed=augment_seed,
+            treatment=_treatment(recipe),
+            hallucination=_hallucination(config, generator, recipe, augment_seed),
+        )
+        measured = dataclasses.asdict(result)
+    record = {
         "key": run_key(shots, seed, arm),
         "shots": shots,
         "seed": seed,
@@ -75,21 +85,46 @@ def run_one(
         "start": "base" if arm.base else "scratch",
         "kind": recipe.kind,
         "generative": recipe.generative.settings() if recipe.generative else None,
-        "accuracy": result.accuracy,
-        "macro_f1": result.macro_f1,
-        "train_seconds": round(result.train_seconds, 3),
-        "augment_seconds": round(result.augment_seconds, 3),
-        "augment_ms_per_step": round(1000 * result.augment_seconds / result.steps, 3),
-        "steps": result.steps,
-        "train_images": result.train_images,
+        "accuracy": measured["accuracy"],
+        "macro_f1": measured["macro_f1"],
+        "train_seconds": round(measured["train_seconds"], 3),
+        "augment_seconds": round(measured["augment_seconds"], 3),
+        "augment_ms_per_step": round(
+            1000 * measured["augment_seconds"] / max(measured["steps"], 1), 3
+        ),
+        "steps": measured["steps"],
+        "train_images": measured["train_images"],
         "test_images": len(split.test),
         "subset_fingerprint": subset_fingerprint(split.labeled),
         "test_fingerprint": subset_fingerprint(split.test),
         "train_fingerprint": subset_fingerprint(labeled),
-        "init_fingerprint": result.init_fingerprint,
+        "init_fingerprint": measured.get("init_fingerprint"),
         "generator": facts,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if recipe.learner.written:  # old conditions' records stay as they were
+        record["learner"] = recipe.learner.record()
+        record["generated_features"] = measured.get("generated_features")
+    return record
+
+
+def _treatment(recipe: Recipe) -> GeneratedTreatment | None:
+    """How the fine-tune treats an image generator's images (None: no image generator)."""
+    step = recipe.generative
+    if step is None:
+        return None
+    return GeneratedTreatment(weight=step.weight, soft=step.soft, bn=step.bn)
+
+
+def _hallucination(
+    config: BenchConfig, generator: Any, recipe: Recipe, seed: int
+) -> FeatureHallucination | None:
+    """A feature-space generator feeding the fine-tune's head (None for image generators)."""
+    if generator is None or not getattr(generator, "feature_space", False):
+        return None
+    generator.check_extractor(base_extractor(config))
+    step = recipe.generative
+    return FeatureHallucination(generator, step.count, step.weight, step.strength, seed + 2)
 
 
 def arm_pipeline(
@@ -100,19 +135,26 @@ def arm_pipeline(
     split: Any,
     cache: GeneratorCache,
 ) -> Any:
-    """The arm's batch augmentation; mode ``neighbour`` walks toward the generator's data."""
+    """The arm's batch augmentation; mode ``neighbour`` walks toward the generator's data.
+
+    A feature-space generator (a hallucinator) is not part of it: the learner uses it."""
+    recipe = arm.recipe
+    if generator is not None and getattr(generator, "feature_space", False):
+        recipe, generator = dataclasses.replace(recipe, generative=None), None
     neighbours = cache.neighbours(arm.source, split.labeled) if arm.source else None
     # A guided walk spreads the shots' labels over the bank; a conditional generator's bank
     # is labelled already (its walk stays in the class without a guide).
     conditional = generator is not None and generator.conditional
+    step = recipe.generative
     return build_pipeline(
-        arm.recipe,
+        recipe,
         config.image_size,
         config.allow_flip(),
         generator,
         seed=augment_seed + 1,
         neighbours=neighbours,
         guide=None if conditional else split.labeled,
+        keep=keep_filter(config, split.labeled) if step is not None and step.filter else None,
     )
 
 

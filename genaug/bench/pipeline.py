@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from genaug.bench.recipes import CLASSIC, GenerativeStep, Recipe
-from genaug.data.convert import to_uint8_images
+from genaug.data.convert import to_float_images, to_uint8_images
 from genaug.errors import GenaugError
 
 __all__ = [
@@ -61,7 +61,13 @@ class ClassicStage:
 
 
 class GenerativeStage:
-    """A :class:`~genaug.transforms.GenerativeAugment` over a batch, with a schedule of p."""
+    """A :class:`~genaug.transforms.GenerativeAugment` over a batch, with a schedule of p, a cap
+    on the generated share and an optional filter; ``last_generated`` (B,) says which images of
+    the last batch it replaced.
+
+    ``keep``: a filter ``(images, labels) -> (B,) bool`` over generated images (float [0, 1]);
+    a generated image it rejects is given back as the real image it came from.
+    """
 
     def __init__(
         self,
@@ -70,10 +76,12 @@ class GenerativeStage:
         seed: int,
         neighbours: Any = None,
         guide: Any = None,
+        keep: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> None:
         from genaug.transforms import GenerativeAugment
 
-        self.step = step
+        self.step, self.keep = step, keep
+        self.last_generated: Tensor | None = None
         self.augment = GenerativeAugment(
             generator,
             mode=step.mode,
@@ -88,21 +96,53 @@ class GenerativeStage:
         self.augment.p = self.step.p_at(fraction)
 
     def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        self.last_generated = torch.zeros(images.shape[0], dtype=torch.bool)
         if self.augment.p <= 0.0:
             return images, labels
-        if self.step.chain == 1:
-            return self.augment(images, labels), labels
-        # A chain of variations (mode vary): one draw holds every link's noise.
+        if self.step.chain == 1 and self.step.cap >= 1.0 and self.keep is None:
+            out = self.augment(images, labels)
+            self.last_generated = self.augment.last_params["apply"].cpu().clone()
+            return out, labels
+        # One draw holds every link of a chain (mode vary); the cap edits it before use.
         params = self.augment.make_params(images, labels, chain=self.step.chain)
-        return self.augment(images, labels, params=params), labels
+        params["apply"] = _capped(params["apply"], self.step.cap)
+        out = self.augment(images, labels, params=params)
+        generated = params["apply"].cpu().clone()
+        if self.keep is not None and bool(generated.any()):
+            rows = generated.nonzero().squeeze(1)
+            kept = self.keep(to_float_images(out[rows]), labels[rows].long()).cpu()
+            back = rows[~kept]
+            out = out.clone()
+            out[back] = images[back].to(out.dtype)
+            generated[back] = False
+        self.last_generated = generated
+        return out, labels
+
+
+def _capped(apply: Tensor, cap: float) -> Tensor:
+    """The draw ``apply`` (B,) bool with at most ``floor(cap * B)`` True (the first ones)."""
+    if cap >= 1.0:
+        return apply
+    most = int(cap * apply.shape[0])
+    rank = torch.cumsum(apply.long(), 0)  # (B,) how many generated up to each position
+    return apply & (rank <= most)
 
 
 class RecipePipeline:
-    """The batch augmentation of a recipe: ``(images, labels) -> (images, labels)``."""
+    """The batch augmentation of a recipe: ``(images, labels) -> (images, labels)``;
+    ``last_generated`` (B,) bool: which images of the last batch a generator made (None when
+    the recipe has no generator)."""
 
     def __init__(self, recipe: Recipe, stages: list[Any]) -> None:
         self.recipe = recipe
         self.stages = stages
+
+    @property
+    def last_generated(self) -> Tensor | None:
+        for stage in self.stages:
+            if isinstance(stage, GenerativeStage):
+                return stage.last_generated
+        return None
 
     def set_progress(self, fraction: float) -> None:
         for stage in self.stages:
@@ -126,11 +166,13 @@ def build_pipeline(
     seed: int = 0,
     neighbours: Any = None,
     guide: Any = None,
+    keep: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> RecipePipeline | None:
     """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one.
 
     ``neighbours``: the bank of images for mode ``neighbour`` (ignored by the other modes);
-    ``guide``: the labelled images a ``guide=1`` walk spreads its classes from.
+    ``guide``: the labelled images a ``guide=1`` walk spreads its classes from; ``keep``: the
+    filter of generated images (``filter=1``).
     """
     stages: list[Any] = []
     if recipe.classic:
@@ -138,7 +180,7 @@ def build_pipeline(
     if recipe.generative is not None:
         if generator is None:
             raise GenaugError(f"condition {recipe.name!r} needs a generator; none was given.")
-        generative = GenerativeStage(generator, recipe.generative, seed, neighbours, guide)
+        generative = GenerativeStage(generator, recipe.generative, seed, neighbours, guide, keep)
         if recipe.generative.order == "generative-first":
             stages.insert(0, generative)
         else:

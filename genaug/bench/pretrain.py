@@ -309,10 +309,12 @@ class _SameChannels(logging.Filter):
 _FILTER = _SameChannels()
 
 
-def classifier_for(config: Any, on_base: bool) -> ClassifierConfig:
+def classifier_for(config: Any, on_base: bool, backbone: float = 1.0) -> ClassifierConfig:
     """The classifier settings of a run: the bench's, or for a ``base:`` condition the base
-    classifier's weights (in ``config.out``) with ``finetune_lr`` if set."""
+    classifier's weights (in ``config.out``) with ``finetune_lr`` if set; ``backbone``: the
+    backbone's share of the learning rate (``finetune@backbone=...``)."""
     classifier = config.classifier()
+    classifier.backbone = backbone
     if not on_base:
         return classifier
     logger = logging.getLogger("timm.models._builder")

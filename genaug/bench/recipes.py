@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from genaug.bench.learners import LEARNER_FIELDS, LEARNERS, LearnerSettings, parse_learner
 from genaug.errors import GenaugError
 from genaug.transforms.checks import SPACES, WALKS, check_count
 from genaug.transforms.walk import NeighbourWalk
@@ -46,6 +47,7 @@ MORE_REAL = "more-real"
 CLASSIC = ("flipcrop", "affine", "trivialaugment", "randaugment")
 SCHEDULES = ("constant", "decay", "warmup")
 ORDERS = ("generative-first", "classic-first")
+BATCHNORMS = ("shared", "separate")
 KINDS = ("none", "classic", "generative", "classic+generative", "more-real")
 # Digit datasets: a horizontal flip turns a digit into another shape (or no digit).
 _NO_FLIP_SPECS = ("digits", "mnist")
@@ -83,6 +85,18 @@ class AugmentSettings:
             came from (``backtrack=0``: it takes the next nearest neighbour instead).
         chain: for mode ``vary``, how many times the generator is applied (a chain of
             variations, each link varying the last; 1: one variation).
+        weight: the loss weight of a generated image (or hallucinated feature) against a real
+            one's 1 (fine-tunes and heads).
+        bn: ``shared`` or ``separate``: generated images go through the fine-tuned network in
+            their own forward pass, with their own batch statistics, and never move the
+            BatchNorm running statistics (which the test images are normalised with).
+        soft: label smoothing of the generated images' labels, in [0, 1].
+        filter: keep a generated image only when the base classifier's features put it
+            nearest its own class's shots (else the real image stays); needs the base
+            classifier (``pretrain_data``).
+        cap: the most of a batch that may be generated, in [0, 1] (draws past it stay real).
+        count: for a feature-space generator (``hallucinator``), hallucinated features per shot
+            (heads) or per image of a batch (the head of a fine-tune).
     """
 
     mode: str = "auto"
@@ -99,9 +113,18 @@ class AugmentSettings:
     jitter: float = 0.0
     backtrack: bool = True
     chain: int = 1
+    weight: float = 1.0
+    bn: str = "shared"
+    soft: float = 0.0
+    filter: bool = False
+    cap: float = 1.0
+    count: int = 5
 
     def __post_init__(self) -> None:
         check_count(self.chain, "chain")
+        check_count(self.count, "count")
+        if self.bn not in BATCHNORMS:
+            raise GenaugError(f"bn must be one of {', '.join(BATCHNORMS)}, got {self.bn!r}.")
         if self.chain != 1 and self.mode not in ("auto", "vary"):
             raise GenaugError(
                 f"chain applies the generator several times in mode 'vary', not in mode "
@@ -156,12 +179,14 @@ class GenerativeStep(AugmentSettings):
 
 @dataclass(frozen=True)
 class Recipe:
-    """A parsed condition: classic parts (applied in order), at most one generative step."""
+    """A parsed condition: classic parts (applied in order), at most one generative step, and
+    the learner of a ``base:`` condition (:mod:`genaug.bench.learners`)."""
 
     name: str  # canonical spelling
     classic: tuple[str, ...] = ()
     generative: GenerativeStep | None = None
     more_real: bool = False
+    learner: LearnerSettings = LearnerSettings()
 
     @property
     def kind(self) -> str:
@@ -174,20 +199,34 @@ class Recipe:
 
 
 def _parse_value(key: str, text: str, condition: str) -> Any:
-    if key in ("k", "hops", "chain"):
+    if key in ("k", "hops", "chain", "count"):
         if not text.isdigit() or int(text) < 1:
             raise GenaugError(
                 f"condition {condition!r}: {key}={text!r} must be a whole number >= 1, e.g. "
                 f"{key}=2."
             )
         return int(text)
-    if key in ("guide", "backtrack"):
+    if key in ("guide", "backtrack", "filter"):
         if text.lower() not in ("0", "1", "true", "false"):
             raise GenaugError(
                 f"condition {condition!r}: {key}={text!r} must be 1 or 0 (true or false)."
             )
         return text.lower() in ("1", "true")
-    if key in ("p", "strength", "detail", "jitter"):
+    if key == "weight":
+        try:
+            value = float(text)
+        except ValueError:
+            raise GenaugError(
+                f"condition {condition!r}: weight={text!r} is not a number; use e.g. weight=0.5."
+            ) from None
+        if not value >= 0:
+            raise GenaugError(f"condition {condition!r}: weight must be 0 or more, got {value}.")
+        return value
+    if key == "bn" and text not in BATCHNORMS:
+        raise GenaugError(
+            f"condition {condition!r}: unknown bn {text!r}; use one of {', '.join(BATCHNORMS)}."
+        )
+    if key in ("p", "strength", "detail", "jitter", "soft", "cap"):
         try:
             value = float(text)
         except ValueError:
@@ -227,7 +266,8 @@ def split_conditions(text: str) -> list[str]:
         if not piece:
             continue
         key, eq, _ = piece.partition("=")
-        if eq and key.strip() in AUGMENT_FIELDS and conditions and "@" in conditions[-1]:
+        option = key.strip() in AUGMENT_FIELDS or key.strip() in LEARNER_FIELDS
+        if eq and option and conditions and "@" in conditions[-1]:
             conditions[-1] += "," + piece
         else:
             conditions.append(piece)
@@ -252,10 +292,11 @@ def parse_condition(
     if not isinstance(text, str) or not text.strip():
         raise GenaugError(f"a condition must be a non-empty name, got {text!r}.")
     condition = text.strip()
-    known = [NONE, MORE_REAL, *CLASSIC, *generator_names]
+    known = [NONE, MORE_REAL, *CLASSIC, *LEARNERS, *generator_names]
     classic: list[str] = []
     generative: GenerativeStep | None = None
     more_real = False
+    learner: LearnerSettings | None = None
     parts = [p.strip() for p in condition.split("+")]
     for part in parts:
         name, _, options = part.partition("@")
@@ -265,6 +306,11 @@ def parse_condition(
                 raise GenaugError(
                     f"condition {condition!r}: 'none' stands alone; drop it from the combination."
                 )
+            continue
+        if name in LEARNERS:
+            if learner is not None:
+                raise GenaugError(f"condition {condition!r} names two learners; name one.")
+            learner = parse_learner(name, options, condition)
             continue
         if name == MORE_REAL:
             if more_real:
@@ -305,8 +351,8 @@ def parse_condition(
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise GenaugError(
                 f"unknown augmentation {name!r} in condition {condition!r}; use none, more-real, "
-                f"{', '.join(CLASSIC)} or a generator ({', '.join(generator_names)}), joined "
-                f"with +.{hint}"
+                f"{', '.join(CLASSIC)}, a learner ({', '.join(LEARNERS)}) or a generator "
+                f"({', '.join(generator_names)}), joined with +.{hint}"
             )
         if options and name not in generator_names:
             raise GenaugError(
@@ -317,15 +363,23 @@ def parse_condition(
             f"condition {condition!r}: more-real is a reference of real images; combine it with "
             "classic augmentations only."
         )
-    pieces = ([MORE_REAL] if more_real else []) + classic
+    learner = learner or LearnerSettings()
+    if learner.is_head and more_real:
+        raise GenaugError(
+            f"condition {condition!r}: more-real is a fine-tune reference; drop {learner.name}."
+        )
+    pieces = ([learner.written] if learner.written else []) + ([MORE_REAL] if more_real else [])
+    pieces += classic
     if generative is not None:
         options = ",".join(f"{k}={v}" for k, v in generative.overrides)
         pieces.append(generative.generator + (f"@{options}" if options else ""))
+    plain = not classic and generative is None and not more_real
     return Recipe(
-        name="+".join(pieces) or NONE,
+        name="+".join(pieces) if not plain or learner.written else NONE,
         classic=tuple(classic),
         generative=generative,
         more_real=more_real,
+        learner=learner,
     )
 
 

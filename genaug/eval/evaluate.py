@@ -288,6 +288,11 @@ def evaluate_generator(
     _check_arguments(n_samples, classifier_steps, k)
     dev = resolve_device(device)
     model, checkpoint = load_model(checkpoint_or_model, dev)
+    if model.feature_space:  # makes features: nothing here applies to it
+        raise GenaugError(
+            f"genaug evaluate measures images, which a {model.family} does not make (it makes "
+            "features); measure it with an episodic `genaug bench` (base:proto, base:probe)."
+        )
     if model.image_conditioned:  # refused before the judge trains: nothing here applies to it
         raise GenaugError(
             f"genaug evaluate measures images drawn from noise, which a {model.family} generator "

@@ -80,6 +80,8 @@ class Generator(nn.Module):
     #: Whether the generator maps an image to variations of it (``vary``) rather than latents to
     #: images: such a family needs no class label and works on classes it never saw.
     image_conditioned: ClassVar[bool] = False
+    #: Whether the family maps features to features (a hallucinator) and makes no images.
+    feature_space: ClassVar[bool] = False
     #: Whether ``training_step`` takes ``partners``: for each image another image of its class
     #: (the loop draws them with :func:`genaug.data.pairs.pair_indices`; needs labelled data).
     trains_on_pairs: ClassVar[bool] = False

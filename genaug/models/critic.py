@@ -10,7 +10,6 @@ The critic never trains and is never saved with the generator (only its path is 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -18,22 +17,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from genaug.errors import GenaugError
+from genaug.models.features import CLASSIFIER_RECORD as CRITIC_RECORD
+from genaug.models.features import CLASSIFIER_WEIGHTS as CRITIC_WEIGHTS
+from genaug.models.features import load_classifier_folder, timm_normalisation
 
 __all__ = ["CRITIC_RECORD", "CRITIC_WEIGHTS", "ClassifierCritic", "timm_normalisation"]
-
-# The bench's base-classifier files (genaug.bench.pretrain writes them under these names).
-CRITIC_WEIGHTS, CRITIC_RECORD = "classifier.safetensors", "classifier.json"
-
-
-def timm_normalisation(model: nn.Module, channels: int) -> tuple[Tensor, Tensor]:
-    """Per-channel (mean, std), each (1, C, 1, 1), for [0, 1] images: the timm model's config
-    statistics, averaged over RGB for one channel (timm sums the RGB filters for in_chans=1)."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    mean = torch.tensor(cfg.get("mean", (0.5,) * 3), dtype=torch.float32)
-    std = torch.tensor(cfg.get("std", (0.5,) * 3), dtype=torch.float32)
-    if channels == 1:
-        mean, std = mean.mean(0, keepdim=True), std.mean(0, keepdim=True)
-    return mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
 
 
 class ClassifierCritic(nn.Module):
@@ -45,24 +33,7 @@ class ClassifierCritic(nn.Module):
 
     def __init__(self, folder: str | Path) -> None:
         super().__init__()
-        folder = Path(folder)
-        weights, record_path = folder / CRITIC_WEIGHTS, folder / CRITIC_RECORD
-        if not weights.is_file() or not record_path.is_file():
-            raise GenaugError(
-                f"{folder} holds no classifier ({CRITIC_WEIGHTS} and {CRITIC_RECORD}); give the "
-                "folder genaug bench trained its base classifier in (pretrained/base-classifier)."
-            )
-        record = json.loads(record_path.read_text())
-        import timm
-        from safetensors.torch import load_file
-
-        self.model = timm.create_model(
-            record["model"],
-            pretrained=False,
-            num_classes=int(record["classes"]),
-            in_chans=int(record["channels"]),
-        )
-        self.model.load_state_dict(load_file(str(weights)))
+        self.model, record = load_classifier_folder(Path(folder))
         self.model.eval().requires_grad_(False)
         self.class_names: list[str] = [str(n) for n in record["class_names"]]
         # The normalisation the bench trained it with.
