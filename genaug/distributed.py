@@ -39,7 +39,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from genaug.device import resolve_device
-from genaug.errors import GenaugError
+from genaug.errors import GenaugError, first_line
 
 TIMEOUT_ENV = "GENAUG_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
@@ -139,7 +139,7 @@ def init(device: str | torch.device = "auto") -> torch.device:
         )
     except (RuntimeError, ValueError) as exc:
         raise RankFailure(
-            f"Could not join the torchrun job ({_first_line(exc)}); check the rendezvous flags "
+            f"Could not join the torchrun job ({first_line(exc)}); check the rendezvous flags "
             "(--nnodes, --node-rank, --rdzv-endpoint) and that every node can reach the endpoint."
         ) from None
     return device
@@ -152,11 +152,6 @@ def shutdown() -> None:
 
 
 # ---------------------------------------------------------------------------- collectives
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
 def _guard(what: str, call: Callable[[], T]) -> T:
     """Run a collective; turn a dead or silent peer into one clear sentence."""
     try:
@@ -164,7 +159,7 @@ def _guard(what: str, call: Callable[[], T]) -> T:
     except RuntimeError as exc:  # DistBackendError, gloo/NCCL timeouts, closed connections
         raise RankFailure(
             f"Rank {rank()} of {world_size()}: {what} failed because another rank failed or did "
-            f"not answer within {timeout_seconds():g} s ({_first_line(exc)}); the last "
+            f"not answer within {timeout_seconds():g} s ({first_line(exc)}); the last "
             "checkpoint is kept, fix the cause and rerun with --resume."
         ) from None
 

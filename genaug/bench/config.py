@@ -23,7 +23,7 @@ from genaug.bench.recipes import (
     flips_preserve_labels,
     split_conditions,
 )
-from genaug.errors import GenaugError
+from genaug.errors import GenaugError, first_line
 from genaug.models import list_generators
 from genaug.transforms.checks import SPACES, WALKS
 
@@ -344,7 +344,7 @@ def load_bench_config(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # yaml and json raise their own error types
         raise GenaugError(
             f"bench config {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
-            f"({_first_line(exc)}); fix the file."
+            f"({first_line(exc)}); fix the file."
         ) from None
     if not isinstance(values, dict):
         raise GenaugError(f"bench config {path} must hold a mapping of settings (key: value).")
@@ -387,8 +387,3 @@ def build_bench_config(
             generators.setdefault(name, {}).update(extra)
         config.generators = generators
     return config
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
