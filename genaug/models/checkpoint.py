@@ -315,4 +315,6 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     eval mode. Nothing is unpickled: weights come from safetensors, the rest from JSON. A run
     folder gives its newest checkpoint that passes the checks (with a notice of what it skipped).
     """
-    return _resolve(path)[2].to(device).eval()
+    folder, _, model = _resolve(path)
+    model.name_or_path = str(folder)  # where it came from: transforms pickle it by this path
+    return model.to(device).eval()

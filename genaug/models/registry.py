@@ -7,6 +7,7 @@ timm's model entrypoints. ``test_*`` variants are tiny and keep CPU tests fast.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +27,18 @@ def register(fn: Callable[..., Generator]) -> Callable[..., Generator]:
 
 
 def list_generators(pattern: str | None = None) -> list[str]:
-    """Names of the registered generators, sorted; ``pattern`` keeps names containing it."""
+    """Names of the registered generators, sorted, those matching ``pattern`` when given.
+
+    ``pattern`` is an fnmatch pattern, as timm's ``list_models`` takes (``"*vae*"``,
+    ``"test_*"``, ``"[cd]gan"``); a plain word without ``*?[`` keeps the names containing it
+    (``"vae"`` is ``"*vae*"``). Example: ``list_generators("*vae*")``.
+    """
     names = sorted(_BUILDERS)
-    return [n for n in names if pattern is None or pattern in n]
+    if pattern is None:
+        return names
+    if not any(char in pattern for char in "*?["):
+        pattern = f"*{pattern}*"
+    return [name for name in names if fnmatch.fnmatchcase(name, pattern)]
 
 
 def create_generator(name: str, **overrides: Any) -> Generator:
