@@ -17,9 +17,9 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 
+from genaug import AlbumentationsGenerativeAugment
 from genaug.data import load_dataset
 from genaug.train import TrainConfig, train
-from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
 
 
 def train_generator(out: Path, tiny: bool) -> Path:

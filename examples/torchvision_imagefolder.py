@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
+from genaug import TorchvisionGenerativeAugment
 from genaug.data import load_dataset
 from genaug.train import TrainConfig, train
 from genaug.transforms.synthetic import image_to_pil
-from genaug.transforms.torchvision import TorchvisionGenerativeAugment
 
 
 def train_generator(out: Path, tiny: bool) -> Path:

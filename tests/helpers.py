@@ -2,10 +2,11 @@
 tiny generators, and small Omniglot-layout zips (``make_omniglot_zip``, ``OmniglotZips``).
 
 A *host* is one way a generative transform is called: the core module, GenerativeMix, the
-torchvision v2 adapter (tensor and PIL samples) and the Albumentations adapter. Each host knows
-how to build its transform, make a sample, call it (optionally replaying parameters) and split a
-batched sample into single ones. ``check_transform`` runs the same checks through every host,
-as torchvision's ``check_transform`` does for its transforms.
+torchvision v2 adapter (tensor and PIL samples), the Albumentations adapter and the Kornia
+adapter. Each host knows how to build its transform, make a sample, call it (optionally
+replaying parameters) and split a batched sample into single ones; every transform keeps its
+last call's parameters in ``last_params``. ``check_transform`` runs the same checks through
+every host, as torchvision's ``check_transform`` does for its transforms.
 """
 
 from __future__ import annotations
@@ -96,9 +97,9 @@ class Host:
     build: Callable[..., Any]  # (generator, mode, p, seed) -> transform
     sample: Callable[[int, int, int, torch.dtype, int], Any]  # (n, c, size, dtype, k) -> sample
     call: Callable[[Any, Any, Any], Any]  # (transform, sample, params or None) -> output sample
-    last_params: Callable[[Any], Any]
     image_of: Callable[[Any], Any]
     split: Callable[[Any], list[Any]] | None  # a batched sample -> single samples
+    uint8: bool = True  # takes uint8 images (Kornia takes float only)
 
 
 def _images(n: int, c: int, size: int, dtype: torch.dtype) -> Tensor:
@@ -109,6 +110,15 @@ def _images(n: int, c: int, size: int, dtype: torch.dtype) -> Tensor:
 
 def _labels(n: int, num_classes: int) -> Tensor:
     return torch.arange(n) % max(num_classes, 1)
+
+
+def _split_pairs(sample: tuple[Tensor, Tensor | None]) -> list[tuple[Tensor, Tensor | None]]:
+    """An ``(images, labels)`` batch as single-image batches (labels may be None)."""
+    images, labels = sample
+    return [
+        (images[i : i + 1], None if labels is None else labels[i : i + 1])
+        for i in range(len(images))
+    ]
 
 
 _BANK: list[Any] = []
@@ -140,9 +150,8 @@ def _core_host() -> Host:
         ),
         sample=lambda n, c, size, dtype, k: (_images(n, c, size, dtype), _labels(n, k)),
         call=lambda t, s, params: (t(s[0], s[1], params=params), s[1]),
-        last_params=lambda t: t.last_params,
         image_of=lambda s: s[0],
-        split=lambda s: [(s[0][i : i + 1], s[1][i : i + 1]) for i in range(len(s[0]))],
+        split=_split_pairs,
     )
 
 
@@ -155,9 +164,8 @@ def _mix_host() -> Host:
         ),
         sample=lambda n, c, size, dtype, k: (_images(n, c, size, dtype), _labels(n, k)),
         call=lambda t, s, params: t(s[0], s[1], params=params),
-        last_params=lambda t: t.last_params,
         image_of=lambda s: s[0],
-        split=lambda s: [(s[0][i : i + 1], s[1][i : i + 1]) for i in range(len(s[0]))],
+        split=_split_pairs,
     )
 
 
@@ -173,7 +181,6 @@ def _torchvision_host() -> Host:
         ),
         sample=sample,
         call=lambda t, s, params: t(s, params=params),
-        last_params=lambda t: t.last_params,
         image_of=lambda s: s[0],
         split=lambda s: [(s[0][i], int(s[1][i])) for i in range(len(s[0]))],
     )
@@ -220,16 +227,32 @@ def _albumentations_host() -> Host:
         ),
         sample=sample,
         call=call,
-        last_params=lambda t: t.get_applied_params(),
         image_of=lambda s: s["images"] if "images" in s else s["image"],
         split=split,
     )
 
 
+def kornia_host() -> Host:
+    """The Kornia adapter: batched float tensors, labels with the call, params by keyword."""
+    from genaug.transforms.kornia import KorniaGenerativeAugment
+
+    return Host(
+        name="kornia",
+        transform_class=KorniaGenerativeAugment,
+        build=lambda g, mode, p, seed: KorniaGenerativeAugment(g, mode=mode, p=p, **bank_for(mode)),
+        sample=lambda n, c, size, dtype, k: (_images(n, c, size, dtype), _labels(n, k)),
+        call=lambda t, s, params: (t(s[0], s[1], params=params), s[1]),
+        image_of=lambda s: s[0],
+        split=_split_pairs,
+        uint8=False,
+    )
+
+
 def _all_hosts() -> list[Host]:
     hosts = [_core_host(), _mix_host(), _torchvision_host(), _torchvision_pil_host()]
-    with contextlib.suppress(ImportError):  # the optional extra may not be installed
-        hosts.append(_albumentations_host())
+    for optional in (_albumentations_host, kornia_host):
+        with contextlib.suppress(ImportError):  # the optional extra may not be installed
+            hosts.append(optional())
     return hosts
 
 
@@ -251,7 +274,7 @@ def check_transform(host: Host, transform: Any, sample: Any) -> Any:
     out = host.call(transform, sample, None)
     assert_same(sample, original)  # no in-place write
     assert describe(host.image_of(out)) == describe(host.image_of(sample))
-    params = host.last_params(transform)
+    params = transform.last_params  # every transform keeps them under this name
 
     assert_same(host.call(transform, sample, params), out)  # replay is exact
 
@@ -486,3 +509,64 @@ def make_classifier_folder(out: Any, base: Any, steps: int = 30, batch_size: int
     )
     ensure_base_classifier(config, base, Path(out))
     return base_folder(out)
+
+
+# ---------------------------------------------------------------------- every adapter, one way
+def adapter_classes() -> dict[str, type]:
+    """Every generative transform a user builds, by short name (optional extras if installed)."""
+    from genaug.transforms.torchvision import TorchvisionGenerativeAugment
+
+    classes = {
+        "core": GenerativeAugment,
+        "mix": GenerativeMix,
+        "torchvision": TorchvisionGenerativeAugment,
+    }
+    with contextlib.suppress(ImportError):
+        from genaug.transforms.albumentations import AlbumentationsGenerativeAugment
+
+        classes["albumentations"] = AlbumentationsGenerativeAugment
+    with contextlib.suppress(ImportError):
+        from genaug.transforms.kornia import KorniaGenerativeAugment
+
+        classes["kornia"] = KorniaGenerativeAugment
+    return classes
+
+
+def augment_one(transform: Any, image: Tensor, label: int) -> Tensor:
+    """``transform`` on one uint8 image (C, H, W) of class ``label``, called the way its host
+    calls it; the result as float (C, H, W) in [0, 1]."""
+    name = type(transform).__name__
+    labels = torch.tensor([label])
+    if name == "GenerativeAugment":
+        out = transform(image[None], labels)[0]
+    elif name == "GenerativeMix":
+        out = transform(image[None], labels)[0][0]
+    elif name == "TorchvisionGenerativeAugment":
+        out = transform((image, label))[0]
+    elif name == "AlbumentationsGenerativeAugment":
+        hwc = transform(image=image.permute(1, 2, 0).numpy(), label=label)["image"]
+        out = torch.from_numpy(hwc).permute(2, 0, 1)
+    else:  # Kornia: float batches
+        return transform(image[None].float() / 255, labels)[0]
+    return out.float() / 255
+
+
+class AdapterSamples(torch.utils.data.Dataset):
+    """Item ``i``: every transform of ``transforms`` (name -> transform) applied to image ``i``
+    (of class ``i % 10``), as a dict of float images: one DataLoader exercises them all."""
+
+    def __init__(self, transforms: dict[str, Any], n: int = 4) -> None:
+        self.transforms, self.n = transforms, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def image(self, index: int) -> Tensor:
+        return _images(self.n, 1, 16, torch.uint8)[index]
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        image = self.image(index)
+        return {
+            name: augment_one(transform, image, index % 10)
+            for name, transform in self.transforms.items()
+        }

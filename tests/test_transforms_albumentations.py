@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import make_generator, single_thread  # noqa: F401
 
-from genaug import GenaugError, save_generator
+from genaug import GenaugError, load_generator, save_generator
 
 A = pytest.importorskip("albumentations")
 from genaug.transforms.albumentations import AlbumentationsGenerativeAugment  # noqa: E402
@@ -106,15 +106,33 @@ def test_an_in_memory_generator_works_but_refuses_to_serialise():
     assert "in-memory vae generator" in repr(transform)
     out = A.Compose([transform], seed=0)(image=_image(), label=1)["image"]
     assert out.shape == (16, 16, 3)
-    with pytest.raises(GenaugError, match="in-memory generator.*save_generator"):
+    with pytest.raises(GenaugError, match="lives only in memory.*save_generator"):
         A.to_dict(transform)
     clone = pickle.loads(pickle.dumps(transform))
-    assert torch.equal(
-        torch.as_tensor(
-            clone.apply_with_params(transform.get_applied_params(), image=_image())["image"]
-        ),
-        torch.as_tensor(out),
-    )
+    replayed = clone.apply_with_params(transform.last_params, image=_image())["image"]
+    assert np.array_equal(replayed, out)
+
+
+@pytest.mark.parametrize("data_format", ["json", "yaml"])
+def test_a_loaded_generator_saves_as_the_checkpoint_it_came_from(checkpoint, tmp_path, data_format):
+    """A pipeline built from load_generator(path) round-trips through A.save / A.load."""
+    model = load_generator(checkpoint)
+    pipeline = A.Compose([AlbumentationsGenerativeAugment(model, p=1.0, strength=0.5)], seed=0)
+    path = tmp_path / f"pipeline.{data_format}"
+    A.save(pipeline, str(path), data_format=data_format)
+    loaded = A.load(str(path), data_format=data_format)
+    stored = A.to_dict(loaded)["transform"]["transforms"][0]
+    assert stored["generator"] == str(checkpoint) and stored["strength"] == 0.5
+    pipeline.set_random_seed(0)
+    loaded.set_random_seed(0)
+    for k in range(3):
+        a = pipeline(image=_image(seed=k), label=k)["image"]
+        b = loaded(image=_image(seed=k), label=k)["image"]
+        assert np.array_equal(a, b) and not np.array_equal(a, _image(seed=k))
+    with torch.no_grad():  # changed since it was loaded: no longer that checkpoint
+        next(model.parameters()).add_(1.0)
+    with pytest.raises(GenaugError, match="lives only in memory.*changed since"):
+        A.to_dict(pipeline)
 
 
 def test_a_pickled_path_transform_carries_no_weights(checkpoint):
@@ -149,7 +167,7 @@ def test_bad_input_is_a_clear_error(checkpoint, kwargs, match):
 def test_bad_settings_are_clear_errors(tmp_path):
     with pytest.raises(GenaugError, match="No checkpoint at"):
         AlbumentationsGenerativeAugment(tmp_path / "missing")
-    with pytest.raises(GenaugError, match="needs a checkpoint path"):
+    with pytest.raises(GenaugError, match="needs a genaug Generator or a checkpoint path, got int"):
         AlbumentationsGenerativeAugment(3)
     with pytest.raises(GenaugError, match="label_key must be a non-empty string"):
         AlbumentationsGenerativeAugment(make_generator(), label_key="")

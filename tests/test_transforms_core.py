@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import inspect
 import pickle
 from types import SimpleNamespace
@@ -14,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import genaug
 import genaug.transforms as transforms_package
 from genaug import GenaugError, GenerativeAugment, list_generators, save_generator
 from genaug.models import holder as _holder
@@ -23,7 +24,7 @@ from genaug.transforms import core
 from genaug.transforms import functional as F
 from genaug.transforms.core import resolve_mode
 
-TEST_MODELS = list_generators("test_")
+TEST_MODELS = list_generators("test_*")
 
 
 class DecoderOnly(Generator):
@@ -48,6 +49,7 @@ CASES = [
     for name in TEST_MODELS
     for mode in family_modes(make_generator(name))
     for dtype in (torch.uint8, torch.float32)
+    if HOSTS[host].uint8 or dtype != torch.uint8
 ]
 
 
@@ -56,6 +58,7 @@ def test_check_transform_every_host_family_mode(host, name, mode, dtype):
     driver = HOSTS[host]
     p = 1.0 if host == "albumentations" else 0.5  # Albumentations draws p per call, not per image
     transform = driver.build(make_generator(name), mode, p, 0)
+    torch.manual_seed(0)  # Kornia draws from torch's global RNG, which building a generator moved
     channels = 3 if dtype == torch.uint8 else 1  # RGB input into a gray generator, and gray
     sample = driver.sample(6, channels, 12, dtype, 10)  # 12 px: resized to 16 and back
     out = check_transform(driver, transform, sample)
@@ -78,12 +81,9 @@ def test_every_exported_transform_has_a_host():
     import genaug.transforms.torchvision as tv_module
 
     modules = [transforms_package, tv_module]
-    try:
-        import genaug.transforms.albumentations as album_module
-
-        modules.append(album_module)
-    except ImportError:
-        pass
+    for optional in ("albumentations", "kornia"):
+        with contextlib.suppress(ImportError):
+            modules.append(importlib.import_module(f"genaug.transforms.{optional}"))
     exported = {
         getattr(module, name)
         for module in modules
@@ -96,12 +96,6 @@ def test_every_exported_transform_has_a_host():
     assert exported, "no transform found"
     missing = sorted(cls.__name__ for cls in exported - covered)
     assert not missing, f"exported transforms without a check_transform host: {missing}"
-
-
-def test_public_api_is_re_exported():
-    for name in ("GenerativeAugment", "GenerativeMix", "SyntheticDataset", "MixedDataset"):
-        assert name in genaug.__all__ and getattr(genaug, name)
-    assert genaug.TorchvisionGenerativeAugment.__module__ == "genaug.transforms.torchvision"
 
 
 # ---------------------------------------------------------------------- modes
@@ -306,10 +300,10 @@ def test_workers_draw_different_streams_that_repeat(monkeypatch):
     assert not torch.equal(draw(100), draw(101))
 
 
-def test_from_checkpoint_pickles_the_path_not_the_weights(tmp_path):
+def test_built_from_a_path_it_pickles_the_path_not_the_weights(tmp_path):
     model = make_generator(num_classes=10)
     path = save_generator(model, tmp_path / "ckpt")
-    aug = GenerativeAugment.from_checkpoint(path, p=1.0, seed=0)
+    aug = GenerativeAugment(path, p=1.0, seed=0)
     assert aug.holder.path == str(path)
     blob = pickle.dumps(aug)
     assert len(blob) < 20_000 < len(pickle.dumps(GenerativeAugment(model)))
@@ -413,4 +407,4 @@ def test_compiled_transform_matches_eager_and_pickles():
     out = compiled(images, labels)
     assert torch.allclose(out, eager(images, labels, params=compiled.last_params), atol=1e-5)
     clone = pickle.loads(pickle.dumps(compiled))  # compiled code is dropped, rebuilt on use
-    assert clone.compile and clone._compiled is None
+    assert clone.settings.compile and clone._compiled is None

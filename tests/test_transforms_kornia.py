@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from helpers import Host, bank_for, check_transform, make_generator, single_thread  # noqa: F401
+from helpers import check_transform, kornia_host, make_generator, single_thread  # noqa: F401
 
 from genaug import GenaugError
 from genaug.train import TrainConfig, train
@@ -47,33 +47,19 @@ def _changed(out: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     return (out != images).flatten(1).any(1)
 
 
-def kornia_host() -> Host:
-    """check_transform's driver for the adapter: batched float tensors, params by keyword."""
-    return Host(
-        name="kornia",
-        transform_class=KorniaGenerativeAugment,
-        build=lambda g, mode, p, seed: KorniaGenerativeAugment(g, mode=mode, p=p, **bank_for(mode)),
-        sample=lambda n, c, size, dtype, k: _images(n, c, size, dtype, seed=k),
-        call=lambda t, s, params: t(s, params=params),
-        last_params=lambda t: t._params,
-        image_of=lambda s: s,
-        split=lambda s: [s[i : i + 1] for i in range(len(s))],
-    )
-
-
 # ---------------------------------------------------------------------- the shared check
 @pytest.mark.parametrize("mode", ["perturb", "resample", "interpolate", "neighbour"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_check_transform_every_mode(checkpoint, mode, dtype):
     host = kornia_host()
     transform = host.build(checkpoint, mode, 0.5, 0)
-    sample = host.sample(6, 3, 12, dtype, 1)  # RGB into a gray 16 px generator, 12 px
-    out = check_transform(host, transform, sample)
-    changed = _changed(out, sample)
+    sample = (_images(6, 3, 12, dtype, seed=1), None)  # RGB into a gray 16 px generator, 12 px
+    out, _ = check_transform(host, transform, sample)
+    changed = _changed(out, sample[0])
     assert changed.any(), "the transform left every image as it was"
     # Kornia's per-image gate decides which images change, and only those.
-    out = transform(sample)
-    assert torch.equal(_changed(out, sample), transform._params["batch_prob"] > 0.5)
+    out = transform(sample[0])
+    assert torch.equal(_changed(out, sample[0]), transform.last_params["batch_prob"] > 0.5)
 
 
 # ---------------------------------------------------------------------- Kornia pipelines
@@ -89,7 +75,7 @@ def test_runs_inside_augmentation_sequential_and_replays(checkpoint):
     out, out_labels = pipeline(images, labels)
     assert out.shape == images.shape and out.dtype == images.dtype
     assert torch.equal(out_labels, labels)
-    assert set(generative._params) >= {"noise", "batch_prob"}
+    assert set(generative.last_params) >= {"noise", "batch_prob"}
     again, _ = pipeline(images, labels, params=pipeline._params)
     assert torch.equal(again, out)
     # Without the generative step the same draws of the others give another result.
@@ -111,7 +97,7 @@ def test_params_replay_exactly_and_mismatched_params_are_refused(checkpoint):
     aug = KorniaGenerativeAugment(checkpoint, p=0.5)
     images = _images(6)
     out = aug(images)
-    params = aug._params
+    params = aug.last_params
     for _ in range(2):
         assert torch.equal(aug(images, params=params), out)
     with pytest.raises(GenaugError, match="drawn for 6 images but the batch holds 4"):
@@ -135,9 +121,9 @@ def test_same_on_batch_false_draws_per_image_and_true_shares_one_draw(checkpoint
     own = KorniaGenerativeAugment(checkpoint, p=0.5)
     torch.manual_seed(1)
     own(images)
-    noise = own._params["noise"]
+    noise = own.last_params["noise"]
     assert len({tuple(row.tolist()) for row in noise}) == 8  # every image its own noise
-    gate = own._params["batch_prob"]
+    gate = own.last_params["batch_prob"]
     assert 0 < gate.sum() < 8  # and its own p decision
 
     shared = KorniaGenerativeAugment(checkpoint, p=0.5, same_on_batch=True)
@@ -145,8 +131,10 @@ def test_same_on_batch_false_draws_per_image_and_true_shares_one_draw(checkpoint
     for seed in range(6):
         torch.manual_seed(seed)
         out = shared(images)
-        assert torch.equal(shared._params["noise"], shared._params["noise"][:1].expand(8, -1))
-        gate = shared._params["batch_prob"]
+        assert torch.equal(
+            shared.last_params["noise"], shared.last_params["noise"][:1].expand(8, -1)
+        )
+        gate = shared.last_params["batch_prob"]
         assert gate.min() == gate.max()  # one p decision for the batch
         decisions.add(float(gate[0]))
         if gate[0] > 0.5:  # one offset, from each image's own latent: outputs still differ
@@ -177,7 +165,7 @@ def test_runs_on_cuda_with_the_generator_there(checkpoint):
     images = _images(8).cuda().contiguous(memory_format=torch.channels_last)
     out = aug(images)
     assert out.device == images.device and out.dtype == images.dtype
-    assert torch.equal(aug(images, params=aug._params), out)
+    assert torch.equal(aug(images, params=aug.last_params), out)
 
 
 def test_unbatched_input_is_promoted_and_keepdim_gives_it_back(checkpoint):
@@ -237,13 +225,13 @@ def test_conditional_generator_takes_labels_at_the_call_or_around_a_pipeline():
     aug = KorniaGenerativeAugment(make_generator(num_classes=10), mode="interpolate", p=1.0)
     images, labels = _images(8, channels=1, size=16), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     unlabelled = aug(images)  # no labels: the generator conditions on the classes it infers
-    assert "labels" not in aug._params
-    assert torch.equal(aug(images, params=aug._params), unlabelled)
+    assert "labels" not in aug.last_params
+    assert torch.equal(aug(images, params=aug.last_params), unlabelled)
     out = aug(images, labels=labels)
-    assert torch.equal(aug._params["labels"], labels)
-    partner = aug._params["partner"]
+    assert torch.equal(aug.last_params["labels"], labels)
+    partner = aug.last_params["partner"]
     assert torch.equal(labels[partner], labels)  # interpolation stays within the class
-    assert torch.equal(aug(images, params=aug._params), out)  # the params carry the labels
+    assert torch.equal(aug(images, params=aug.last_params), out)  # the params carry the labels
 
     pipeline = K.AugmentationSequential(K.RandomHorizontalFlip(p=1.0), aug)
     with aug.use_labels(labels.tolist()):

@@ -28,7 +28,7 @@ def test_the_walk_goes_toward_the_chosen_nearest_bank_latent(digits):
     choice = torch.tensor([0, 1, 2, 0, 1, 2])
     mix = torch.rand(6)
     with torch.inference_mode():
-        out = F.neighbour(model, images, None, bank.on(), choice, mix, 1.0)
+        out = F.neighbour(model, images, None, bank.on(), choice, mix, 1.0).images
         z = model.encode(images, None).mean
         order = torch.cdist(z, bank.latents).argsort(dim=1)[:, :3]  # brute force
         target = bank.latents[order[torch.arange(6), choice]]
@@ -171,7 +171,7 @@ def test_further_hops_follow_the_banks_own_neighbour_graph(digits):
     choice = torch.tensor([[0, 2], [1, 1], [2, 0], [0, 0]])
     mix = torch.ones(4)
     with torch.inference_mode():
-        out = F.neighbour(model, images, None, bank.on(), choice, mix, 1.0)
+        out = F.neighbour(model, images, None, bank.on(), choice, mix, 1.0).images
         z = model.encode(images, None).mean
         first = torch.cdist(z, bank.latents).argsort(dim=1)[torch.arange(4), choice[:, 0]]
         expected = model.decode(bank.latents[bank.graph[first, choice[:, 1]]], None)

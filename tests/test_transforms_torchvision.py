@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from genaug import GenaugError, save_generator
+from genaug import GenaugError, load_generator, save_generator
 from genaug.models import holder as _holder
 from genaug.transforms.synthetic import image_to_pil
 from genaug.transforms.torchvision import (
@@ -211,3 +211,29 @@ def test_imagefolder_pipeline_in_spawned_workers(digit_folder, checkpoint):
     out = _run_loader(data, "spawn")
     assert [int(label) for _, label in out] == folder.targets
     assert all(image.shape == (1, 3, 16, 16) and image.dtype == torch.float32 for image, _ in out)
+
+
+def _loaded_imagefolder(digit_folder, checkpoint) -> ImageFolder:
+    """ImageFolder(transform=...) with the adapter built from load_generator(path): the image
+    comes alone, so the conditional generator conditions on the class it infers."""
+    generative = TorchvisionGenerativeAugment(load_generator(checkpoint), p=1.0, seed=0)
+    pipeline = v2.Compose([v2.PILToTensor(), generative, v2.ToDtype(torch.float32, scale=True)])
+    return ImageFolder(str(digit_folder), transform=pipeline)
+
+
+def test_imagefolder_transform_from_a_loaded_generator_in_forked_workers(digit_folder, checkpoint):
+    data = _loaded_imagefolder(digit_folder, checkpoint)
+    out = _run_loader(data, "fork")
+    assert [int(label) for _, label in out] == data.targets
+    plain = ImageFolder(str(digit_folder), transform=v2.Compose([v2.PILToTensor()]))
+    for (image, _), (original, _) in zip(out, _run_loader(plain, "fork")):
+        assert image.shape == (1, 3, 16, 16) and not torch.equal(image, original.float() / 255)
+
+
+@pytest.mark.slow
+def test_imagefolder_transform_from_a_loaded_generator_in_spawned_workers(digit_folder, checkpoint):
+    """Spawned workers get the generator by its checkpoint path (no shared-memory tensors, which
+    failed with 'bad value(s) in fds_to_keep') and draw what forked workers draw."""
+    data = _loaded_imagefolder(digit_folder, checkpoint)
+    forked, spawned = _run_loader(data, "fork"), _run_loader(data, "spawn")
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(forked, spawned))

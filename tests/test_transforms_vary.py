@@ -9,7 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from helpers import HOSTS, Host, check_transform, make_generator, single_thread  # noqa: F401
+from helpers import HOSTS, check_transform, kornia_host, make_generator, single_thread  # noqa: F401
 
 from genaug import GenaugError, GenerativeAugment, GenerativeMix, MixedDataset, SyntheticDataset
 from genaug.bench.pipeline import build_pipeline
@@ -128,26 +128,17 @@ def test_albumentations_saves_and_loads_vary(seen_dagan, unseen, tmp_path, data_
 def test_kornia_varies_replays_and_runs_in_a_pipeline(seen_dagan, unseen):
     model, _ = seen_dagan
     images = _rgb(unseen[0]).float() / 255
-    host = Host(
-        name="kornia",
-        transform_class=KorniaGenerativeAugment,
-        build=lambda g, mode, p, seed: KorniaGenerativeAugment(g, mode=mode, p=p),
-        sample=lambda n, c, size, dtype, k: images,
-        call=lambda t, s, params: t(s, params=params),
-        last_params=lambda t: t._params,
-        image_of=lambda s: s,
-        split=lambda s: [s[i : i + 1] for i in range(len(s))],
-    )
+    host = kornia_host()
     aug = host.build(model, "auto", 0.5, 0)
     assert aug.mode == "vary"
-    check_transform(host, aug, images)
-    assert set(aug._params) >= {"noise", "batch_prob"} and "labels" not in aug._params
+    check_transform(host, aug, (images, None))
+    assert set(aug.last_params) >= {"noise", "batch_prob"} and "labels" not in aug.last_params
     pipeline = K.AugmentationSequential(K.RandomAffine(10.0, p=1.0), KorniaGenerativeAugment(model))
     out = pipeline(images)
     assert out.shape == images.shape and out.dtype == images.dtype
     same = KorniaGenerativeAugment(model, p=1.0, same_on_batch=True)
     same(images)
-    assert torch.equal(same._params["noise"][0], same._params["noise"][-1])
+    assert torch.equal(same.last_params["noise"][0], same.last_params["noise"][-1])
 
 
 @pytest.mark.parametrize("host", sorted(HOSTS))

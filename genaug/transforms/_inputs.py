@@ -181,6 +181,11 @@ def check_labels(
         if model.conditional:
             check_label_source(model, owner, mode, "none was given")
         return None
+    if isinstance(labels, dict):  # parameters given where the labels go
+        raise GenaugError(
+            f"{owner} got a dict where the labels go; pass parameters by keyword "
+            "(aug(images, params=aug.last_params)) and labels as class indices."
+        )
     if not model.conditional and mode == "resample":
         raise GenaugError(
             f"{owner}: an unconditional {model.family} generator cannot resample a labelled "

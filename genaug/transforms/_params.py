@@ -17,6 +17,7 @@ from torch import Tensor
 from genaug.errors import GenaugError
 from genaug.transforms import functional as F
 from genaug.transforms._inputs import Prepared
+from genaug.transforms.functional import Decoded
 from genaug.transforms.neighbours import LatentBank
 
 # The keys a mode draws besides ``apply`` (B,) bool and ``noise`` (B, latent_dim).
@@ -92,12 +93,12 @@ def generate(
     strength: float,
     bank: LatentBank | None,
     reconstruct: bool,
-) -> Tensor | tuple[Tensor, ...]:
+) -> Decoded:
     """Call the mode's ``kernel`` on the prepared batch with the drawn parameters.
 
     ``rows``: the images to produce (None: all of them); ``reconstruct``: also decode each
-    image's reconstruction (for ``detail``). Returns the kernel's output, (len(rows), C, S, S)
-    at the generator's size (or the tuple the kernel gives with ``reconstruct``).
+    image's reconstruction (for ``detail``). Returns a :class:`Decoded` whose ``images`` are
+    (len(rows), C, S, S) at the generator's size.
     """
     model, work, classes = prepared.model, prepared.work, prepared.classes
     device = model.device
@@ -109,9 +110,9 @@ def generate(
     if mode == "perturb":
         return kernel(model, pick(work), pick(classes), pick(noise), strength, reconstruct)
     if mode == "resample":
-        return kernel(model, pick(classes), pick(noise), strength)
+        return Decoded(kernel(model, pick(classes), pick(noise), strength))
     if mode == "vary":  # noise (B, latent_dim), or (B, L, latent_dim) for a chain of L
-        return kernel(model, pick(work), pick(noise), strength)
+        return Decoded(kernel(model, pick(work), pick(noise), strength))
     if mode == "neighbour":
         assert bank is not None
         choice, mix = pick(params["choice"].to(device)), pick(params["mix"].to(device))

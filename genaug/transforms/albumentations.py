@@ -16,6 +16,7 @@ knows the class.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -26,10 +27,11 @@ from torch.utils.data import get_worker_info
 from genaug.errors import GenaugError
 from genaug.models.base import Generator, family_class
 from genaug.models.checkpoint import read_generator_config
+from genaug.models.holder import checkpoint_of, generator_argument
 from genaug.transforms._inputs import config_label_problem, warn_if_labels_required
-from genaug.transforms.checks import check_detail, check_fraction, resolve_mode
 from genaug.transforms.core import GenerativeAugment, mix_seeds
-from genaug.transforms.walk import NeighbourWalk, as_walk, walk_for_mode
+from genaug.transforms.settings import AugmentSettings, HostP, SettingsAttributes
+from genaug.transforms.walk import NeighbourWalk
 
 try:
     import albumentations as A
@@ -42,94 +44,111 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = ["AlbumentationsGenerativeAugment"]
 
 
-def _read_generator(generator: Any) -> tuple[Generator | str, bool, bool, str]:
-    """What the adapter stores (a path or a Generator), and whether the generator has an
-    encoder, is conditional, and its family: read from the checkpoint's config, no weights."""
-    if isinstance(generator, Generator):
-        return generator, generator.has_encoder, generator.conditional, generator.family
-    if isinstance(generator, (str, os.PathLike)):
-        path = os.fspath(generator)
-        config = read_generator_config(path)  # fails early and clearly; no weights
-        conditional = int(config["model_args"].get("num_classes", 0)) > 0
-        has_encoder = family_class(config["family"]).has_encoder
-        return path, has_encoder, conditional, config["family"]
-    raise GenaugError(
-        "AlbumentationsGenerativeAugment needs a checkpoint path (or a Generator), got "
-        f"{type(generator).__name__}; pass the folder that `genaug train` wrote."
+def _read_generator(generator: Any) -> tuple[Generator | str, Any]:
+    """What the adapter stores (a path or a Generator), and what the settings are resolved
+    against: the Generator itself, or its traits read from the checkpoint's config (the
+    weights load on first use, once per process)."""
+    source = generator_argument(generator, _OWNER)
+    if isinstance(source, Generator):
+        return source, source
+    config = read_generator_config(source)  # fails early and clearly
+    family = family_class(config["family"])
+    traits = SimpleNamespace(
+        family=config["family"],
+        has_encoder=family.has_encoder,
+        conditional=int(config["model_args"].get("num_classes", 0)) > 0,
+        image_conditioned=family.image_conditioned,
+        config=config,
     )
+    return source, traits
 
 
-def _label_problem(generator: Generator | str, has_encoder: bool, mode: str) -> str | None:
+def _label_problem(traits: Any, mode: str) -> str | None:
     """Why the generator cannot infer an unlabelled image's class (None: it can, or needs none)."""
-    if isinstance(generator, Generator):
-        return generator.label_inference_problem() if generator.conditional else None
-    return config_label_problem(read_generator_config(generator), has_encoder, mode)
+    if isinstance(traits, Generator):
+        return traits.label_inference_problem() if traits.conditional else None
+    return config_label_problem(traits.config, traits.has_encoder, mode)
 
 
 _OWNER = "AlbumentationsGenerativeAugment"
 
 
-class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
+class AlbumentationsGenerativeAugment(SettingsAttributes, A.ImageOnlyTransform):
     """Generative augmentation as an Albumentations ``ImageOnlyTransform``.
 
     Args:
-        generator: a checkpoint path (serialisable), or a Generator (not serialisable).
-        mode: ``auto``, ``perturb``, ``resample``, ``interpolate``, ``neighbour`` or ``vary`` (an
-            image-conditioned generator such as a DAGAN); stored resolved, so a saved pipeline
-            does the same thing when loaded.
-        strength: magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
+        generator: a checkpoint path, a Generator, or a genaug transform whose generator to
+            share. It serialises as a path: the one given, or the checkpoint a generator was
+            loaded from (while it is unchanged); a generator that lives only in memory works
+            but does not serialise.
+        mode, p, strength, detail, neighbours, precision, compile: the settings every
+            transform takes (see :class:`~genaug.transforms.settings.AugmentSettings`).
+            ``mode`` is stored resolved, so a saved pipeline does the same thing when loaded;
+            ``p`` is Albumentations' own, drawn per call. ``neighbours``: a
+            :class:`~genaug.transforms.walk.NeighbourWalk` whose bank (and guide) are dataset
+            specs (``imagefolder:PATH``: serialisable), or just the bank's spec; encoded once
+            per process on first use. A guided walk needs ``label_key``. Saved as data: the
+            specs and settings, never tensors.
         label_key: the keyword the class label comes in (``pipeline(image=img, label=3)``);
             what a conditional generator conditions on; a call without it conditions on the
             class the generator infers (one that cannot infer says so). With ``images=`` give a
             sequence of labels.
-        p: probability of applying the transform to a call (Albumentations' own ``p``).
-        neighbours: for mode ``neighbour``, a :class:`~genaug.transforms.walk.NeighbourWalk`
-            whose bank (and guide) are dataset specs (``imagefolder:PATH``: serialisable), or
-            just the bank's spec; encoded once per process on first use. A guided walk needs
-            ``label_key``. Saved as data: the specs and settings, never tensors.
-        detail: how much of the image's own detail to keep, in [0, 1] (encoder modes; see
-            :class:`~genaug.transforms.core.GenerativeAugment`).
+
+    ``last_params`` holds the parameters of the last call (empty when it was not applied);
+    ``aug.apply_with_params(aug.last_params, image=image)`` replays it.
     """
+
+    p = HostP()  # the host's own p, checked whenever set
 
     def __init__(
         self,
         generator: Generator | str | os.PathLike,
+        *,
         mode: str = "auto",
-        strength: float = 1.0,
-        label_key: str = "label",
         p: float = 0.5,
-        neighbours: NeighbourWalk | str | dict[str, Any] | None = None,
+        strength: float = 1.0,
         detail: float = 0.0,
+        neighbours: NeighbourWalk | str | dict[str, Any] | None = None,
+        precision: str = "auto",
+        compile: bool = False,
+        label_key: str = "label",
     ) -> None:
-        super().__init__(p=check_fraction(p, "p"))
-        self._augment: GenerativeAugment | None = None
-        self.generator, *kind = _read_generator(generator)
-        self.mode = resolve_mode(mode, *kind)
-        warn_if_labels_required(_label_problem(self.generator, kind[0], self.mode), _OWNER)
-        self.strength = check_fraction(strength, "strength")
+        settings = AugmentSettings(mode, p, strength, detail, neighbours, precision, compile)
+        super().__init__(p=settings.p)
+        if settings.neighbours is not None:
+            settings.neighbours.to_dict()  # refuses a bank or guide that is no spec: it must save
         if not isinstance(label_key, str) or not label_key:
             raise GenaugError(f"label_key must be a non-empty string, got {label_key!r}.")
         self.label_key = label_key
-        walk = as_walk(neighbours)
-        if walk is not None:
-            walk.to_dict()  # refuses a bank or guide that is no dataset spec: it must serialise
-        self.neighbours = walk_for_mode(walk, self.mode)
-        self.detail = check_detail(detail, self.mode)
+        self.generator, traits = _read_generator(generator)
+        # The core's settings: Albumentations' p decides per call, so the core applies always.
+        self._core_settings = settings.resolved(traits).replace(p=1.0)
+        warn_if_labels_required(_label_problem(traits, self.mode), _OWNER)
+        self._augment: GenerativeAugment | None = None
+
+    @property
+    def settings(self) -> AugmentSettings:  # type: ignore[override]
+        """The transform's settings, resolved for its generator; ``p`` is Albumentations'."""
+        return self._core_settings.replace(p=self.p)
+
+    @property
+    def compile(self) -> bool:
+        return self._core_settings.compile
+
+    @property
+    def last_params(self) -> dict[str, Any]:
+        """The parameters of the last call (Albumentations' ``params``; empty: not applied)."""
+        return self.get_applied_params()
 
     # ------------------------------------------------------------------ the generator, lazily
     def _core(self) -> GenerativeAugment:
         """The batched transform, built on first use (once per process)."""
         if self._augment is None:
-            augment = GenerativeAugment(
-                self.generator,
-                mode=self.mode,
-                p=1.0,
-                strength=self.strength,
-                neighbours=self.neighbours,
-                detail=self.detail,
+            # Its own stream is unused (Albumentations' generator draws), so fixed: building
+            # the core draws nothing from torch's global RNG.
+            self._augment = GenerativeAugment.from_settings(
+                self.generator, self._core_settings, seed=0, owner=type(self).__name__
             )
-            augment.owner = type(self).__name__
-            self._augment = augment
         return self._augment
 
     def __getstate__(self) -> dict[str, Any]:
@@ -137,8 +156,8 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         state["params"] = {}  # the last call's parameters: not part of the transform
         if isinstance(self.generator, str):
             state["_augment"] = None  # carry the path; each process loads its own CPU copy
-        else:
-            state["_augment"] = self._core()  # its holder carries the weights once, on the CPU
+        else:  # its holder carries the checkpoint path when there is one, else the weights
+            state["_augment"] = self._core()
             state["generator"] = None
         return state
 
@@ -149,17 +168,19 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
 
     # ------------------------------------------------------------------ serialisation
     def to_dict_private(self) -> dict[str, Any]:
-        if not isinstance(self.generator, str):
+        state = super().to_dict_private()
+        if not isinstance(self.generator, str) and state["generator"] == _in_memory(self.generator):
             raise GenaugError(
-                "AlbumentationsGenerativeAugment was built from an in-memory generator, which "
-                "cannot be serialised; save it with save_generator(model, path) and pass the path."
+                "AlbumentationsGenerativeAugment holds a generator that lives only in memory "
+                "(not loaded from a checkpoint, or changed since), which cannot be serialised; "
+                "save it with save_generator(model, path) and pass the path."
             )
-        return super().to_dict_private()
+        return state
 
     def get_transform_init_args(self) -> dict[str, Any]:
         args = super().get_transform_init_args()
-        if not isinstance(self.generator, str):  # keep repr() working
-            args["generator"] = f"<in-memory {self.generator.family} generator>"
+        if not isinstance(self.generator, str):  # saved by its checkpoint path when it has one
+            args["generator"] = checkpoint_of(self.generator) or _in_memory(self.generator)
         if self.neighbours is not None:  # the walk as data: its specs and settings
             args["neighbours"] = self.neighbours.to_dict()
         return args
@@ -203,7 +224,12 @@ class AlbumentationsGenerativeAugment(A.ImageOnlyTransform):
         core = self._core()
         if generative is None:  # called outside Albumentations' __call__
             generative = core.make_params(batch, labels)
-        return core.apply(batch, labels, generative)
+        return core.transform_batch(batch, labels, generative)
+
+
+def _in_memory(generator: Generator) -> str:
+    """How a generator without a checkpoint shows in ``repr`` (it cannot be saved)."""
+    return f"<in-memory {generator.family} generator>"
 
 
 def _to_batch(name: str, image: Any, key: str) -> Tensor:

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
-from genaug.transforms.core import GenerativeAugment
+from genaug.transforms.core import GenerativeAugment, warn_from_checkpoint
+from genaug.transforms.settings import AdapterAttributes, AugmentSettings
 from genaug.transforms.walk import NeighbourWalk
 
 __all__ = ["GenerativeMix"]
@@ -35,24 +36,24 @@ def _stats(values: Sequence[float] | Tensor | None, name: str) -> Tensor | None:
     return tensor.view(1, -1, 1, 1)
 
 
-class GenerativeMix(nn.Module):
+class GenerativeMix(AdapterAttributes, nn.Module):
     """Batched generative augmentation of a training batch: ``images, labels = mix(images, labels)``.
 
     Args:
-        generator: a Generator, or a checkpoint path.
-        mode, p, strength, seed: as for :class:`~genaug.transforms.core.GenerativeAugment`.
+        generator: a Generator, a checkpoint path, or a genaug transform whose generator to
+            share (as for :class:`~genaug.transforms.core.GenerativeAugment`).
+        mode, p, strength, detail, neighbours, precision, compile: the settings every
+            transform takes (see :class:`~genaug.transforms.settings.AugmentSettings`);
+            ``bfloat16`` and ``compile=True`` are the fast choice on a GPU or on a CPU with AMX.
+        seed: seeds the transform's own random stream (as for ``GenerativeAugment``).
         mean, std: if the loader already normalised the images (timm's prefetcher does), the
             per-channel normalisation to undo before and redo after (e.g. ImageNet's).
-        precision, compile: speed settings, as for ``GenerativeAugment`` (``bfloat16`` and
-            ``compile=True`` are the fast choice on a GPU or on a CPU with AMX).
-        neighbours: for mode ``neighbour``, a :class:`~genaug.transforms.walk.NeighbourWalk`
-            (or just its bank of images), as for ``GenerativeAugment``.
-        detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
 
     Images are ``(B, C, H, W)`` uint8 0-255 or float in [0, 1] (or normalised with ``mean`` and
     ``std``) and come back in the same dtype, device, size and channels. Labels are class indices
     ``(B,)`` or soft labels ``(B, num_classes)``; they come back as they went in (the same
-    object). Move it to the training device with ``.to(device)``.
+    object). Move it to the training device with ``.to(device)``; ``mix(images, labels,
+    params=mix.last_params)`` replays a call.
 
     Example::
 
@@ -65,60 +66,58 @@ class GenerativeMix(nn.Module):
     def __init__(
         self,
         generator: Generator | str | os.PathLike,
+        *,
         mode: str = "auto",
         p: float = 0.5,
         strength: float = 1.0,
+        detail: float = 0.0,
+        neighbours: NeighbourWalk | Any = None,
+        precision: str = "auto",
+        compile: bool = False,
         seed: int | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
-        precision: str = "auto",
-        compile: bool = False,
-        neighbours: NeighbourWalk | Any = None,
-        detail: float = 0.0,
     ) -> None:
         super().__init__()
-        self.augment = GenerativeAugment(
-            generator,
-            mode=mode,
-            p=p,
-            strength=strength,
-            seed=seed,
-            precision=precision,
-            compile=compile,
-            neighbours=neighbours,
-            detail=detail,
+        settings = AugmentSettings(mode, p, strength, detail, neighbours, precision, compile)
+        self.augment = GenerativeAugment.from_settings(
+            generator, settings, seed=seed, owner=type(self).__name__
         )
-        self.augment.owner = type(self).__name__
         if (mean is None) != (std is None):
             raise GenaugError("GenerativeMix needs both mean and std, or neither.")
         self.register_buffer("mean", _stats(mean, "mean"), persistent=False)
         self.register_buffer("std", _stats(std, "std"), persistent=False)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> GenerativeMix:
-        """Build from a checkpoint folder; pickled copies carry the path, not the weights."""
+    def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GenerativeMix:
+        """Deprecated: ``GenerativeMix(path, ...)`` (every transform takes a path)."""
+        warn_from_checkpoint(cls)
         return cls(os.fspath(path), **kwargs)
-
-    @property
-    def generator(self) -> Generator:
-        return self.augment.generator
-
-    @property
-    def mode(self) -> str:
-        return self.augment.mode
-
-    @property
-    def last_params(self) -> dict[str, Tensor] | None:
-        return self.augment.last_params
 
     def make_params(self, images: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
         """Draw per-image parameters for a batch (see ``GenerativeAugment.make_params``)."""
         return self.augment.make_params(images, labels)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # mean and std as plain numbers: a spawn DataLoader would send tensors through
+        # shared-memory file descriptors.
+        state = super().__getstate__()
+        state["_buffers"] = {
+            name: None if value is None else value.tolist() for name, value in self._buffers.items()
+        }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        buffers = state.pop("_buffers")
+        super().__setstate__({**state, "_buffers": {}})
+        for name, value in buffers.items():
+            self._buffers[name] = None if value is None else torch.tensor(value)
+
     def forward(
         self,
         images: Tensor,
         labels: Tensor | None = None,
+        *,
         params: dict[str, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Augment a batch; returns ``(images, labels)`` with the labels unchanged."""

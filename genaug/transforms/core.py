@@ -1,8 +1,9 @@
 """GenerativeAugment: a batched generative transform (an ``nn.Module``) on image batches.
 
 Parameters are drawn per image (its own latent noise, its own apply/skip decision) from a
-``torch.Generator`` the transform owns; ``make_params`` draws them, ``apply`` uses them, and
-``forward(..., params=...)`` replays a call exactly (like Kornia).
+``torch.Generator`` the transform owns; ``make_params`` draws them, ``transform_batch`` uses them,
+and ``forward(..., params=...)`` replays a call exactly (like Kornia). Its settings are one
+frozen :class:`~genaug.transforms.settings.AugmentSettings`, shared with every adapter.
 
 Label policy per mode (every mode keeps the label of each image):
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -44,20 +46,20 @@ from genaug.models.holder import GeneratorHolder
 from genaug.transforms import functional as F
 from genaug.transforms._inputs import Prepared, prepare_batch
 from genaug.transforms._params import check_params, draw_params, generate
-from genaug.transforms.checks import (
-    MODES,
-    PRECISIONS,
-    check_count,
-    check_detail,
-    check_fraction,
-    check_option,
-    resolve_mode,
-    supported_modes,
-)
+from genaug.transforms.checks import MODES, PRECISIONS, check_count, resolve_mode, supported_modes
+from genaug.transforms.functional import Decoded
 from genaug.transforms.neighbours import LatentBank, build_latent_bank
-from genaug.transforms.walk import NeighbourWalk, walk_for_mode
+from genaug.transforms.settings import AugmentSettings, SettingsAttributes
+from genaug.transforms.walk import NeighbourWalk
 
-__all__ = ["MODES", "PRECISIONS", "GenerativeAugment", "resolve_mode", "supported_modes"]
+__all__ = [
+    "MODES",
+    "PRECISIONS",
+    "AugmentSettings",
+    "GenerativeAugment",
+    "resolve_mode",
+    "supported_modes",
+]
 
 
 def mix_seeds(seed: int, other: int) -> int:
@@ -65,72 +67,85 @@ def mix_seeds(seed: int, other: int) -> int:
     return (seed * 6364136223846793005 + other * 1442695040888963407 + 1) % (2**63)
 
 
-class GenerativeAugment(nn.Module):
+class GenerativeAugment(SettingsAttributes, nn.Module):
     """Batched generative augmentation of images ``(B, C, H, W)``: uint8 0-255 or float in [0, 1].
 
     Args:
-        generator: a :class:`~genaug.models.base.Generator`, or a checkpoint path to load (CPU).
-        mode: ``auto``, ``perturb``, ``resample``, ``interpolate``, ``neighbour`` or ``vary``
-            (see the module docstring).
-        p: probability that each image is transformed (drawn per image).
-        strength: magnitude in [0, 1]; its meaning per mode is in :mod:`~.functional`.
+        generator: a :class:`~genaug.models.base.Generator`, a checkpoint path (loaded on the
+            CPU), or a genaug transform whose generator to share. A pickled copy carries the
+            path (also that of a generator ``load_generator`` loaded and nobody changed since),
+            else the weights as plain bytes.
+        mode, p, strength, detail, neighbours, precision, compile: the settings every
+            transform takes, in this order (see
+            :class:`~genaug.transforms.settings.AugmentSettings`). ``p`` is drawn per image. The
+            ``neighbours`` bank of mode ``neighbour`` is encoded once, here, into ``self.bank``.
+            With ``detail=1`` the change the generator makes is moved onto the real image, so
+            its sharp edges and fine texture stay (and an image larger than the generator keeps
+            its resolution); in mode ``neighbour`` the detail moves with the walk: a walk of
+            ``t`` toward a bank image keeps ``(1 - t)`` of the image's detail and takes ``t`` of
+            the bank image's. ``compile=True`` is read back as ``aug.settings.compile``
+            (``aug.compile()`` stays ``nn.Module``'s).
         seed: seeds the transform's own random generator; None draws one from torch's global
             RNG, so ``torch.manual_seed`` makes the run repeat. In a DataLoader worker the stream
             is re-seeded from this seed and the worker's seed: workers differ, runs repeat.
-        precision: ``auto`` (bfloat16 autocast on CUDA, float32 on the CPU), ``float32``, or
-            ``bfloat16`` (also on the CPU: 2-3x faster where the CPU has AMX or AVX512-BF16,
-            slower where it has not; pixels then differ by about 1/256).
-        compile: ``torch.compile`` the generator call (with weight freezing) on first use:
-            faster after a compile of tens of seconds, so meant for the long-lived batched path
-            (GenerativeMix on the training device), not for short per-sample runs in workers.
-        neighbours: for mode ``neighbour``, where and how to walk: a
-            :class:`~genaug.transforms.walk.NeighbourWalk` (the bank of images to walk toward,
-            typically unlabelled ones, and the walk's settings), or just the bank (a
-            (N, C, H, W) tensor, an :class:`~genaug.data.ImageDataset` or a dataset spec),
-            walked with the defaults. The bank is encoded once, here, into ``self.bank``.
-        detail: in [0, 1], how much of the image's own detail to keep (encoder modes only):
-            ``output = generated + detail * (image - reconstruction)``, at the image's own size.
-            A generator's images are smoother than real ones (a VAE's blur); with ``detail=1``
-            the change the generator makes is moved onto the real image, so its sharp edges
-            and fine texture stay (and an image larger than the generator keeps its
-            resolution). 0 (the default) outputs the generated image as it is. In mode
-            ``neighbour`` the detail moves with the walk: a walk of ``t`` toward a bank image
-            keeps ``(1 - t)`` of the image's detail and takes ``t`` of the bank image's, so a
-            whole walk with ``detail=1`` reaches the real bank image itself.
 
     Images of another size are resized to the generator's and back; gray <-> RGB is converted.
     The output keeps the input's dtype, device, size and channel count; the input is not
     modified. Labels ``(B,)`` (or soft ``(B, num_classes)``, argmax used) are what a conditional
     generator conditions on; given none, it conditions on the class it infers for each image
     (``Generator.infer_labels``; one that cannot infer says so). The transform moves with
-    ``.to(device)``.
+    ``.to(device)``; an enclosing model's ``.apply(init_fn)`` leaves the generator alone.
 
-    Example: ``aug = GenerativeAugment.from_checkpoint("runs/digits-vae", p=0.5, seed=0)``,
-    then ``images = aug(images, labels)``.
+    Example: ``aug = GenerativeAugment("runs/digits-vae", p=0.5, seed=0)``, then
+    ``images = aug(images, labels)``; ``aug(images, labels, params=aug.last_params)`` replays.
     """
 
     def __init__(
         self,
         generator: Generator | str | os.PathLike,
+        *,
         mode: str = "auto",
         p: float = 0.5,
         strength: float = 1.0,
-        seed: int | None = None,
+        detail: float = 0.0,
+        neighbours: NeighbourWalk | Any = None,
         precision: str = "auto",
         compile: bool = False,
-        neighbours: NeighbourWalk | Any = None,
-        detail: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
-        self.owner = type(self).__name__  # how error messages name this transform
-        self.holder = GeneratorHolder(generator, owner=self.owner)
+        settings = AugmentSettings(mode, p, strength, detail, neighbours, precision, compile)
+        self._build(generator, settings, seed, type(self).__name__)
+
+    @classmethod
+    def from_settings(
+        cls,
+        generator: Generator | str | os.PathLike,
+        settings: AugmentSettings,
+        *,
+        seed: int | None = None,
+        owner: str | None = None,
+    ) -> GenerativeAugment:
+        """Build from an :class:`AugmentSettings` (the door every adapter goes through).
+
+        ``owner``: how error messages name the transform (default: this class's name).
+        Example: ``GenerativeAugment.from_settings(path, AugmentSettings(p=0.3), seed=0)``.
+        """
+        if not isinstance(settings, AugmentSettings):
+            raise GenaugError(
+                f"settings must be an AugmentSettings, got {type(settings).__name__}; build one "
+                "with AugmentSettings(mode=..., p=...)."
+            )
+        augment = cls.__new__(cls)
+        nn.Module.__init__(augment)
+        augment._build(generator, settings, seed, owner or cls.__name__)
+        return augment
+
+    def _build(self, generator: Any, settings: AugmentSettings, seed: Any, owner: str) -> None:
+        self.owner = owner  # how error messages name this transform
+        self.holder = GeneratorHolder(generator, owner=owner)
         model = self.holder.model
-        self.mode = resolve_mode(
-            mode, model.has_encoder, model.conditional, model.family, model.image_conditioned
-        )
-        self.p = check_fraction(p, "p")
-        self.strength = check_fraction(strength, "strength")
-        self.detail = check_detail(detail, self.mode)
+        self.settings = settings.resolved(model)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise GenaugError(f"seed must be an integer or None, got {seed!r}.")
         self.seed = None if seed is None else int(seed)
@@ -140,22 +155,19 @@ class GenerativeAugment(nn.Module):
         self._rng = torch.Generator().manual_seed(self._base_seed)
         self._worker_rng: torch.Generator | None = None
         self._worker_rng_key: int | None = None
-        self.precision = check_option(precision, "precision", PRECISIONS)
-        if not isinstance(compile, bool):
-            raise GenaugError(f"compile must be True or False, got {compile!r}.")
-        self.compile = compile
-        self._compiled: Callable[..., Tensor] | None = None
+        self._compiled: Callable[..., Any] | None = None
         self.last_params: dict[str, Tensor] | None = None
-        walk = walk_for_mode(neighbours, self.mode)
-        # The encoded bank (N latents, and the walk's settings); the walk's source images are
-        # not kept, so a pickled copy (a DataLoader worker's) does not carry them.
+        # The encoded bank (N latents, and the walk's settings). A pickled copy (a DataLoader
+        # worker's) carries it, not the walk's source images (see __getstate__).
         self.bank: LatentBank | None = None
+        walk = self.settings.neighbours
         if walk is not None:
-            self.bank = build_latent_bank(walk, model, self.owner, keep_images=self.detail > 0)
+            self.bank = build_latent_bank(walk, model, owner, keep_images=self.detail > 0)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GenerativeAugment:
-        """Build from a checkpoint folder; pickled copies carry the path, not the weights."""
+        """Deprecated: ``GenerativeAugment(path, ...)`` (every transform takes a path)."""
+        warn_from_checkpoint(cls)
         return cls(os.fspath(path), **kwargs)
 
     @property
@@ -163,26 +175,54 @@ class GenerativeAugment(nn.Module):
         """The generator (in eval mode)."""
         return self.holder.model
 
+    @property
+    def p(self) -> float:
+        """Probability that each image is transformed; settable (a schedule of p), checked."""
+        return self.settings.p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self.settings = self.settings.replace(p=value)
+
     def extra_repr(self) -> str:
         extra = f"mode={self.mode!r}, p={self.p}, strength={self.strength}, seed={self.seed}"
         if self.detail:
             extra += f", detail={self.detail}"
         if self.bank is not None:
             extra += f", neighbours={self.bank!r}"
-        if self.precision != "auto" or self.compile:
-            extra += f", precision={self.precision!r}, compile={self.compile}"
+        if self.precision != "auto" or self.settings.compile:
+            extra += f", precision={self.precision!r}, compile={self.settings.compile}"
         return extra
+
+    def apply(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``nn.Module.apply(fn)``: ``fn`` on every submodule (not the generator) and on self.
+
+        Deprecated use: ``apply(batch, labels, params)`` transformed a batch; it still does,
+        with a DeprecationWarning, until the next release: call :meth:`transform_batch`.
+        """
+        if isinstance(fn, Tensor):
+            warnings.warn(
+                f"{type(self).__name__}.apply(batch, labels, params) is now "
+                "transform_batch(batch, labels, params); apply(fn) is nn.Module.apply again.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return self.transform_batch(fn, *args, **kwargs)
+        return super().apply(fn)
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
         # A torch.Generator does not survive torch's DataLoader pickler (its state tensor is
         # sent as shared memory and fails to rebuild under spawn): carry the state as bytes.
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         rng = state.pop("_rng")
         state["_rng_state"] = bytes(rng.get_state().numpy()) if rng.device.type == "cpu" else None
         state["_worker_rng"] = state["_worker_rng_key"] = None
         state["last_params"] = None
         state["_compiled"] = None  # compiled code does not pickle; recompiled on first use
+        walk = self.settings.neighbours
+        if walk is not None:  # the bank is encoded: its source images stay here
+            state["settings"] = self.settings.replace(neighbours=walk.described())
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -225,6 +265,7 @@ class GenerativeAugment(nn.Module):
         ``generator`` replaces the transform's own random generator for this draw. ``chain``
         (mode ``vary``): draw a chain of that many variations, noise (B, chain, latent_dim);
         ``aug(batch, labels, params=params)`` then applies the generator ``chain`` times.
+        :meth:`transform_batch` is the second step.
         """
         chain = check_count(chain, "chain")
         return self._make_params(self._prepare(batch, labels, convert=False), generator, chain)
@@ -240,17 +281,24 @@ class GenerativeAugment(nn.Module):
         self,
         batch: Tensor,
         labels: Tensor | None = None,
+        *,
         params: dict[str, Tensor] | None = None,
     ) -> Tensor:
-        """Transform ``batch`` (B, C, H, W); pass ``params`` (e.g. ``last_params``) to replay."""
+        """Transform ``batch`` (B, C, H, W); pass ``params`` (e.g. ``last_params``) to replay.
+
+        The parameters used are kept in ``last_params``.
+        """
         prepared = self._prepare(batch, labels)
         if params is None:
             params = self._make_params(prepared)
         self.last_params = params
         return self._run(prepared, params)
 
-    def apply(self, batch: Tensor, labels: Tensor | None, params: dict[str, Tensor]) -> Tensor:
-        """Transform ``batch`` with the given parameters (from :meth:`make_params`)."""
+    def transform_batch(
+        self, batch: Tensor, labels: Tensor | None, params: dict[str, Tensor]
+    ) -> Tensor:
+        """Transform ``batch`` with the given parameters (from :meth:`make_params`), keeping no
+        ``last_params``: the second step, for hosts that draw and apply apart (Kornia)."""
         return self._run(self._prepare(batch, labels), params)
 
     def _run(self, prepared: Prepared, params: dict[str, Tensor]) -> Tensor:
@@ -266,7 +314,7 @@ class GenerativeAugment(nn.Module):
             if rows.numel() == 0:
                 return batch.clone()
         with torch.inference_mode(), self._autocast(device):
-            decoded = generate(  # (n, C_gen, S, S), or a tuple with ``detail``
+            decoded = generate(  # images (n, C_gen, S, S), and what ``detail`` needs
                 self._kernel(),
                 self.mode,
                 prepared,
@@ -276,21 +324,9 @@ class GenerativeAugment(nn.Module):
                 self.bank,
                 self.detail > 0,
             )
+            generated = self._to_batch_layout(decoded.images, batch)
             if self.detail > 0:
-                generated, reconstruction, *walked = decoded
-                generated = self._to_batch_layout(generated, batch)
-                reconstruction = self._to_batch_layout(reconstruction, batch)
-                # The image's own detail: what the generator's reconstruction misses.
-                original = batch if rows is None else batch[rows.to(batch.device)]
-                original = to_float_images(original).to(generated.device)
-                detail = original - reconstruction
-                if walked:  # a walk: the detail moves toward the bank image's, with the walk
-                    borrowed, own_share = walked
-                    own_share = own_share.float().view(-1, 1, 1, 1)
-                    detail = own_share * detail + self._to_batch_layout(borrowed, batch)
-                generated = (generated + self.detail * detail).clamp(0.0, 1.0)
-            else:
-                generated = self._to_batch_layout(decoded, batch)
+                generated = self._add_detail(generated, decoded, batch, rows)
             if batch.dtype == torch.uint8:
                 generated = to_uint8_images(generated)
             else:
@@ -302,6 +338,22 @@ class GenerativeAugment(nn.Module):
         out = batch.clone()
         out[rows.to(batch.device)] = generated
         return out
+
+    def _add_detail(
+        self, generated: Tensor, decoded: Decoded, batch: Tensor, rows: Tensor | None
+    ) -> Tensor:
+        """``generated + detail * (image - reconstruction)``, in the batch's layout; a walk's
+        detail moves toward the bank image's with the walk."""
+        assert decoded.reconstruction is not None
+        reconstruction = self._to_batch_layout(decoded.reconstruction, batch)
+        # The image's own detail: what the generator's reconstruction misses.
+        original = batch if rows is None else batch[rows.to(batch.device)]
+        original = to_float_images(original).to(generated.device)
+        detail = original - reconstruction
+        if decoded.borrowed is not None and decoded.own_share is not None:
+            own_share = decoded.own_share.float().view(-1, 1, 1, 1)
+            detail = own_share * detail + self._to_batch_layout(decoded.borrowed, batch)
+        return (generated + self.detail * detail).clamp(0.0, 1.0)
 
     @staticmethod
     def _to_batch_layout(images: Tensor, batch: Tensor) -> Tensor:
@@ -316,9 +368,9 @@ class GenerativeAugment(nn.Module):
             return autocast_for(device)()
         return contextlib.nullcontext()
 
-    def _kernel(self) -> Callable[..., Tensor]:
+    def _kernel(self) -> Callable[..., Any]:
         kernel = getattr(F, self.mode)
-        if not self.compile:
+        if not self.settings.compile:
             return kernel
         if self._compiled is None:
             # Freezing treats the generator weights as constants: batch norm folds into the
@@ -331,3 +383,13 @@ class GenerativeAugment(nn.Module):
         guided = self.bank is not None and self.bank.labels is not None
         model = self.holder.current()
         return prepare_batch(batch, labels, model, self.owner, self.mode, guided, convert)
+
+
+def warn_from_checkpoint(cls: type) -> None:
+    """The DeprecationWarning of ``from_checkpoint`` (kept one release on the classes that had it)."""
+    warnings.warn(
+        f"{cls.__name__}.from_checkpoint(path, ...) is deprecated; pass the path as the "
+        f"generator: {cls.__name__}(path, ...).",
+        DeprecationWarning,
+        stacklevel=3,
+    )

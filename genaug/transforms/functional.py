@@ -26,12 +26,12 @@ its arguments. ``strength`` in [0, 1] is the one magnitude knob; its meaning per
   times, each link with its own noise (``noise`` shaped (B, L, latent_dim)). It needs no label
   and works on classes the generator never saw. It has no reconstruction, so no ``detail``.
 
-The encoder modes (``perturb``, ``interpolate``, ``neighbour``) can also return the decoded
-reconstruction of each image (``reconstruct=True``): the caller adds back the image's detail the
-generator cannot draw, ``image - reconstruction`` (see ``detail`` in
-:class:`~genaug.transforms.GenerativeAugment`). A ``neighbour`` walk given the bank images
-also returns the detail of the bank image it walks toward, so the real detail moves with the
-walk: ``(1 - t) x`` the image's own plus ``t x`` the bank image's.
+The encoder modes (``perturb``, ``interpolate``, ``neighbour``) return a :class:`Decoded`: the
+images, and with ``reconstruct=True`` also the decoded reconstruction of each image: the caller
+adds back the image's detail the generator cannot draw, ``image - reconstruction`` (see
+``detail`` in :class:`~genaug.transforms.GenerativeAugment`). A ``neighbour`` walk given the
+bank images also returns the detail of the bank image it walks toward, so the real detail moves
+with the walk: ``(1 - t) x`` the image's own plus ``t x`` the bank image's.
 
 Labels are class indices ``(B,)`` (or None for an unconditional generator); they are preserved.
 """
@@ -47,6 +47,7 @@ from genaug.models.base import Generator
 
 __all__ = [
     "BankTensors",
+    "Decoded",
     "decode_pair",
     "interpolate",
     "nearest_latents",
@@ -73,19 +74,30 @@ class BankTensors(NamedTuple):
     backtrack: bool = True  # whether a hop may step straight back
 
 
+class Decoded(NamedTuple):
+    """What an encoder kernel returns, whatever it was asked for: the images, and what a
+    caller keeping the images' detail needs (None where not asked for)."""
+
+    images: Tensor  # (B, C, S, S) in [0, 1]
+    reconstruction: Tensor | None = None  # (B, C, S, S): each image decoded from its own latent
+    borrowed: Tensor | None = None  # (B, C, S, S): t x (bank image - its reconstruction)
+    own_share: Tensor | None = None  # (B,): 1 - t, the share of the image's own detail kept
+
+
 def decode_pair(
     generator: Generator, z: Tensor, z_self: Tensor, labels: Tensor | None, reconstruct: bool
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Decoded:
     """Decode ``z``; with ``reconstruct`` also ``z_self`` (one decoder call of 2B rows).
 
     Returns:
-        (B, C, S, S), or the pair (decoded ``z``, decoded ``z_self``).
+        :class:`Decoded`: ``images`` (B, C, S, S) from ``z`` and, with ``reconstruct``,
+        ``reconstruction`` from ``z_self``.
     """
     if not reconstruct:
-        return generator.decode(z, labels)
+        return Decoded(generator.decode(z, labels))
     both_labels = None if labels is None else torch.cat([labels, labels])
     both = generator.decode(torch.cat([z, z_self]), both_labels)  # (2B, C, S, S)
-    return both[: z.shape[0]], both[z.shape[0] :]
+    return Decoded(both[: z.shape[0]], both[z.shape[0] :])
 
 
 def perturb(
@@ -95,7 +107,7 @@ def perturb(
     noise: Tensor,
     strength: float,
     reconstruct: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Decoded:
     """Encode, jitter each latent by ``strength`` x its posterior scale, decode.
 
     Args:
@@ -103,7 +115,8 @@ def perturb(
         reconstruct: also return the decoded reconstruction of each image.
 
     Returns:
-        (B, C, S, S) in [0, 1] (and the reconstructions, with ``reconstruct``).
+        :class:`Decoded`: ``images`` (B, C, S, S) in [0, 1] (and ``reconstruction``, with
+        ``reconstruct``).
     """
     encoding = generator.encode(images, labels)
     z = encoding.mean + strength * encoding.scale * noise  # (B, latent_dim)
@@ -150,7 +163,7 @@ def interpolate(
     strength: float,
     rows: Tensor | None = None,
     reconstruct: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Decoded:
     """Decode a point between the latents of each image and its partner of the same class.
 
     Args:
@@ -164,7 +177,8 @@ def interpolate(
         reconstruct: also return the decoded reconstruction of each produced row.
 
     Returns:
-        (len(rows), C, S, S) in [0, 1] (and the reconstructions, with ``reconstruct``).
+        :class:`Decoded`: ``images`` (len(rows), C, S, S) in [0, 1] (and ``reconstruction``,
+        with ``reconstruct``).
     """
     encoding = generator.encode(images, labels)
     z_self = encoding.mean  # (B, latent_dim)
@@ -255,7 +269,7 @@ def neighbour(
     strength: float,
     noise: Tensor | None = None,
     reconstruct: bool = False,
-) -> Tensor | tuple[Tensor, ...]:
+) -> Decoded:
     """Walk each image's latent toward a bank latent a few nearest-neighbour hops away, decode.
 
     Args:
@@ -282,10 +296,10 @@ def neighbour(
         reconstruct: also return the decoded reconstruction of each image.
 
     Returns:
-        (B, C, S, S) in [0, 1]; with ``reconstruct`` also the reconstructions; with the bank's
-        ``images`` as well, the quadruple (walked, reconstructions, borrowed detail
-        ``t * (bank image - its reconstruction)``, own share ``1 - t`` (B,)): the caller's
-        detail is then ``own share * (image - reconstruction) + borrowed``.
+        :class:`Decoded`: ``images`` (B, C, S, S) in [0, 1]; with ``reconstruct`` also
+        ``reconstruction``; with the bank's ``images`` as well, ``borrowed`` (the bank image's
+        detail, ``t * (bank image - its reconstruction)``) and ``own_share`` ``1 - t`` (B,):
+        the caller's detail is then ``own_share * (image - reconstruction) + borrowed``.
     """
     if choice.ndim == 1:
         choice = choice.unsqueeze(1)  # (B, 1): one hop
@@ -339,4 +353,4 @@ def neighbour(
     target_images = bank_images[target].float() / 255.0  # (B, C, S, S)
     share = t.view(-1, 1, 1, 1)
     borrowed = share * (target_images - target_reconstruction.float())
-    return walked, own_reconstruction, borrowed, 1.0 - t
+    return Decoded(walked, own_reconstruction, borrowed, 1.0 - t)

@@ -9,8 +9,8 @@ Kornia's own augmentations and inside ``AugmentationSequential``::
 
     with aug.use_labels(labels):  # a conditional generator in a pipeline: the batch's classes
         images = pipeline(images)
-    images = aug(images, labels=labels)  # called alone, the labels go with the call
-    again = aug(images, params=aug._params)  # replays the last call exactly
+    images = aug(images, labels)  # called alone, the labels go with the call
+    again = aug(images, params=aug.last_params)  # replays the last call exactly
 
 It follows Kornia's conventions, not genaug's other adapters', where they differ:
 
@@ -24,8 +24,8 @@ It follows Kornia's conventions, not genaug's other adapters', where they differ
   one row per image: ``noise`` (B, latent_dim), for ``interpolate`` also ``mix`` and
   ``partner``, for ``neighbour`` ``mix`` and ``choice``, and ``labels`` when labels were given
   (mode ``vary`` draws only the noise: an image-conditioned generator needs no labels).
-  ``apply_transform`` uses them; ``aug(x, params=aug._params)`` replays a call exactly, labels
-  included. Kornia's ``batch_prob`` is the per-image ``p`` gate; on the CPU only the images it
+  ``apply_transform`` uses them; ``aug(x, params=aug.last_params)`` replays a call exactly,
+  labels included. Kornia's ``batch_prob`` is the per-image ``p`` gate; on the CPU only the images it
   selects are generated.
 - ``same_on_batch=False`` (the default): every image has its own draw. ``same_on_batch=True``
   shares one draw of the noise (and of a walk's share and hops) and one ``p`` decision across
@@ -33,7 +33,7 @@ It follows Kornia's conventions, not genaug's other adapters', where they differ
   images of one class then become the same new image).
 
 Labels: Kornia carries none to an augmentation, so a conditional generator gets them through
-``aug(x, labels=...)`` or ``with aug.use_labels(...)`` around the pipeline call (class indices
+``aug(x, labels)`` or ``with aug.use_labels(...)`` around the pipeline call (class indices
 ``(B,)`` or soft labels ``(B, num_classes)``); given none, it conditions on the class it
 infers for each image (one that cannot infer says so). An unconditional generator needs none.
 """
@@ -54,6 +54,8 @@ from genaug.models.base import Generator
 from genaug.transforms._inputs import warn_if_labels_required
 from genaug.transforms.checks import check_flag, check_fraction
 from genaug.transforms.core import GenerativeAugment
+from genaug.transforms.settings import AugmentSettings, HostP, SettingsAttributes
+from genaug.transforms.walk import NeighbourWalk
 
 try:
     from kornia.augmentation import IntensityAugmentationBase2D
@@ -67,19 +69,13 @@ __all__ = ["KorniaGenerativeAugment", "RandomGenerativeAugment"]
 # Keys of the generative parameters GenerativeAugment.make_params draws (besides its own gate).
 _DRAWN = ("noise", "mix", "partner", "choice")
 _SHARED = ("noise", "mix", "choice")  # what same_on_batch=True shares (partners stay per image)
-
-
-def _core(generator: Generator | str | os.PathLike, neighbours: Any, **settings: Any):
-    """The GenerativeAugment doing the work: its own gate off (Kornia's ``p`` decides), its own
-    random stream unused (Kornia draws from torch's global generators). The one place the
-    adapter's settings reach the core."""
-    if neighbours is not None:
-        settings["neighbours"] = neighbours
-    augment = GenerativeAugment(generator, p=1.0, seed=0, **settings)
-    augment.owner = "KorniaGenerativeAugment"
-    if augment.generator.conditional:  # Kornia passes no labels: say now if they must come
-        warn_if_labels_required(augment.generator.label_inference_problem(), augment.owner)
-    return augment
+# Kornia's record of the last call besides _params (set by its _commit_state on a call).
+_PER_CALL = (
+    "_lazy_matrix_args",
+    "_transform_matrix",
+    "_transform_matrix_params",
+    "_transform_matrix_params_snapshot",
+)
 
 
 def _global_generator(device: torch.device) -> torch.Generator:
@@ -96,20 +92,15 @@ def _labels_tensor(labels: Any) -> Tensor:
     return tensor.reshape(1) if tensor.ndim == 0 else tensor
 
 
-class KorniaGenerativeAugment(IntensityAugmentationBase2D):
+class KorniaGenerativeAugment(SettingsAttributes, IntensityAugmentationBase2D):
     """Generative augmentation as a Kornia 2D intensity augmentation (see the module docstring).
 
     Args:
-        generator: a Generator, or a checkpoint path (pickled copies carry the path).
-        mode: ``auto``, ``perturb``, ``resample``, ``interpolate``, ``neighbour`` or ``vary``,
-            as for :class:`~genaug.transforms.core.GenerativeAugment`.
-        p: probability that each image is transformed (Kornia's per-image gate).
-        strength: magnitude in [0, 1] (see :mod:`genaug.transforms.functional`).
-        detail: how much of each image's own detail to keep, in [0, 1] (encoder modes).
-        precision: ``auto`` (bfloat16 autocast on CUDA), ``float32`` or ``bfloat16``.
-        compile: ``torch.compile`` the generator call on first use.
-        neighbours: for mode ``neighbour``, the walk's settings, passed to ``GenerativeAugment``
-            unchanged.
+        generator: a Generator, a checkpoint path, or a genaug transform whose generator to
+            share (pickled copies carry the path when there is one, else plain bytes).
+        mode, p, strength, detail, neighbours, precision, compile: the settings every
+            transform takes (see :class:`~genaug.transforms.settings.AugmentSettings`);
+            ``p`` is Kornia's per-image gate.
         same_on_batch: share one draw across the batch (see the module docstring).
         p_batch: probability that a whole call is applied (Kornia's batch gate).
         keepdim: give a ``(C, H, W)`` input back as ``(C, H, W)`` (Kornia's ``keepdim``).
@@ -118,37 +109,44 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
     The transform is not differentiable: the generator runs in inference mode.
     """
 
+    p = HostP()  # the host's own p, checked whenever set
+
     def __init__(
         self,
         generator: Generator | str | os.PathLike,
+        *,
         mode: str = "auto",
         p: float = 0.5,
         strength: float = 1.0,
-        *,
         detail: float = 0.0,
+        neighbours: NeighbourWalk | Any = None,
         precision: str = "auto",
         compile: bool = False,
-        neighbours: Any = None,
         same_on_batch: bool = False,
         p_batch: float = 1.0,
         keepdim: bool = False,
     ) -> None:
+        settings = AugmentSettings(mode, p, strength, detail, neighbours, precision, compile)
         super().__init__(
-            p=check_fraction(p, "p"),
+            p=settings.p,
             p_batch=check_fraction(p_batch, "p_batch"),
             same_on_batch=check_flag(same_on_batch, "same_on_batch"),
             keepdim=check_flag(keepdim, "keepdim"),
         )
-        self.augment = _core(
-            generator,
-            neighbours,
-            mode=mode,
-            strength=strength,
-            detail=detail,
-            precision=precision,
-            compile=compile,
+        # The core's own gate is off (Kornia's p decides) and its own random stream unused
+        # (Kornia draws from torch's global generators).
+        owner = type(self).__name__
+        self.augment = GenerativeAugment.from_settings(
+            generator, settings.replace(p=1.0), seed=0, owner=owner
         )
+        if self.generator.conditional:  # Kornia passes no labels: say now if they must come
+            warn_if_labels_required(self.generator.label_inference_problem(), owner)
         self._labels: Any = None  # labels of the call in progress (forward or use_labels)
+
+    @property
+    def settings(self) -> AugmentSettings:  # type: ignore[override]
+        """The transform's settings, resolved for its generator; ``p`` is Kornia's gate."""
+        return self.augment.settings.replace(p=self.p)
 
     @property
     def generator(self) -> Generator:
@@ -156,13 +154,14 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
         return self.augment.generator
 
     @property
-    def mode(self) -> str:
-        return self.augment.mode
+    def last_params(self) -> dict[str, Tensor]:
+        """The parameters of the last call (Kornia's ``_params``): ``params=`` replays it."""
+        return self._params
 
     def __repr__(self) -> str:
-        settings = f"mode={self.mode!r}, strength={self.augment.strength}"
-        if self.augment.detail:
-            settings += f", detail={self.augment.detail}"
+        settings = f"mode={self.mode!r}, strength={self.strength}"
+        if self.detail:
+            settings += f", detail={self.detail}"
         return (
             f"{type(self).__name__}({settings}, p={self.p}, p_batch={self.p_batch}, "
             f"same_on_batch={self.same_on_batch})"
@@ -170,7 +169,12 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_labels"] = None  # belongs to a call, not to the transform
+        # What belongs to the last call (its tensors would travel as shared memory), not to the
+        # transform: its labels and Kornia's per-call state, as a fresh transform has it.
+        state["_labels"] = None
+        state["_params"] = {}
+        for key in _PER_CALL:
+            state.pop(key, None)
         return state
 
     # ------------------------------------------------------------------ labels
@@ -179,7 +183,7 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
         """Give the calls inside the block these labels, one per image of the batch.
 
         For a pipeline: ``with aug.use_labels(labels): images = pipeline(images)``. The labels
-        are drawn into the parameters (``_params["labels"]``), so a replay needs none.
+        are drawn into the parameters (``last_params["labels"]``), so a replay needs none.
         """
         previous, self._labels = self._labels, labels
         try:
@@ -190,11 +194,13 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
     def forward(
         self,
         input: Tensor,
-        params: dict[str, Tensor] | None = None,
         labels: Any = None,
+        *,
+        params: dict[str, Tensor] | None = None,
         **kwargs: Any,
     ) -> Tensor:
-        """Augment ``input``; ``params`` (e.g. ``aug._params``) replays, ``labels`` are classes."""
+        """Augment ``input`` (with the images' class ``labels``, if any); ``params`` (e.g.
+        ``aug.last_params``) replays a call."""
         if labels is None:
             return super().forward(input, params=params, **kwargs)
         with self.use_labels(labels):
@@ -244,7 +250,7 @@ class KorniaGenerativeAugment(IntensityAugmentationBase2D):
             gate = gate.expand(n)
         drawn["apply"] = gate
         labels = params.get("labels", self._labels)
-        return self.augment.apply(input, labels, drawn)
+        return self.augment.transform_batch(input, labels, drawn)
 
 
 RandomGenerativeAugment = KorniaGenerativeAugment  # the name in Kornia's style (RandomAffine, ...)

@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 from torch import Tensor
 
 from genaug.data.convert import convert_channels, resize_images, to_float_images, to_uint8_images
@@ -33,6 +35,7 @@ _ENCODE_CHUNK = 256  # images encoded per call while building the bank
 _PROPAGATION_K = 10  # neighbours per node of the label-propagation graph
 _PROPAGATION_ALPHA = 0.9  # share of a node's score that comes from its neighbours
 _PROPAGATION_STEPS = 50
+_TENSORS = ("latents", "labels", "graph", "images", "keys", "scales")  # what a LatentBank holds
 
 
 class LatentBank:
@@ -112,7 +115,18 @@ class LatentBank:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_copies"] = {}  # device copies are rebuilt where needed
+        # The tensors as one safetensors blob: plain bytes, which a spawn DataLoader sends as
+        # they are (tensors would travel through shared-memory file descriptors).
+        tensors = {name: state.pop(name) for name in _TENSORS}
+        present = {name: t.contiguous() for name, t in tensors.items() if t is not None}
+        state["_tensors"] = save_tensors(present)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        tensors = load_tensors(state.pop("_tensors"))
+        self.__dict__.update(state)
+        for name in _TENSORS:
+            setattr(self, name, tensors.get(name))
 
     def __repr__(self) -> str:
         labelled = "labelled" if self.labels is not None else "unlabelled"

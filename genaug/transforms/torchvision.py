@@ -32,6 +32,7 @@ from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.transforms._inputs import check_label_source, warn_if_labels_required
 from genaug.transforms.core import GenerativeAugment
+from genaug.transforms.settings import AdapterAttributes, AugmentSettings
 from genaug.transforms.walk import NeighbourWalk
 
 __all__ = ["JointTransformDataset", "TargetsNotTransformedWarning", "TorchvisionGenerativeAugment"]
@@ -71,26 +72,39 @@ def default_labels_getter(sample: Any) -> Any:
     return None
 
 
+def _no_labels(sample: Any) -> None:
+    return None
+
+
+def _labels_function(labels_getter: Any) -> Callable[[Any], Any]:
+    """The function reading a sample's labels, for a checked ``labels_getter``."""
+    if labels_getter == "default":
+        return default_labels_getter
+    return _no_labels if labels_getter is None else labels_getter
+
+
 def _is_image(item: Any) -> bool:
     return isinstance(item, (PIL.Image.Image, tv_tensors.Image)) or (
         isinstance(item, Tensor) and not isinstance(item, tv_tensors.TVTensor)
     )
 
 
-class TorchvisionGenerativeAugment(v2.Transform):
+class TorchvisionGenerativeAugment(AdapterAttributes, v2.Transform):
     """Generative augmentation as a torchvision v2 transform.
 
     Args:
-        generator: a Generator, or a checkpoint path (pickled copies carry the path).
-        mode, p, strength, seed: as for :class:`~genaug.transforms.core.GenerativeAugment`
-            (``p`` is drawn per image; inside ``v2.RandomApply`` use ``p=1``).
+        generator: a Generator, a checkpoint path, or a genaug transform whose generator to
+            share (pickled copies carry the path when there is one, else plain bytes).
+        mode, p, strength, detail, neighbours, precision, compile: the settings every
+            transform takes (see :class:`~genaug.transforms.settings.AugmentSettings`);
+            ``p`` is drawn per image (inside ``v2.RandomApply`` use ``p=1``).
+        seed: seeds the transform's own random stream (as for ``GenerativeAugment``).
         labels_getter: ``"default"`` (tuple second item / dict label key), a callable taking
             the sample and returning its label(s), or None (the samples carry no labels: a
             conditional generator infers each image's class, and one that cannot is refused
             here). Without a label a conditional generator conditions on the inferred class.
-        neighbours: for mode ``neighbour``, a :class:`~genaug.transforms.walk.NeighbourWalk`
-            (or just its bank of images), as for ``GenerativeAugment``.
-        detail: how much of each image's own detail to keep (as for ``GenerativeAugment``).
+
+    ``aug(sample, params=aug.last_params)`` replays the last call.
 
     Example::
 
@@ -102,67 +116,31 @@ class TorchvisionGenerativeAugment(v2.Transform):
     def __init__(
         self,
         generator: Generator | str | os.PathLike,
+        *,
         mode: str = "auto",
         p: float = 0.5,
         strength: float = 1.0,
+        detail: float = 0.0,
+        neighbours: NeighbourWalk | Any = None,
+        precision: str = "auto",
+        compile: bool = False,
         seed: int | None = None,
         labels_getter: str | Callable[[Any], Any] | None = "default",
-        neighbours: NeighbourWalk | Any = None,
-        detail: float = 0.0,
     ) -> None:
         super().__init__()
-        self.augment = GenerativeAugment(
-            generator,
-            mode=mode,
-            p=p,
-            strength=strength,
-            seed=seed,
-            neighbours=neighbours,
-            detail=detail,
-        )
-        self.augment.owner = type(self).__name__
-        if labels_getter == "default":
-            self._get_labels: Callable[[Any], Any] = default_labels_getter
-        elif labels_getter is None:
-            self._get_labels = lambda sample: None
-        elif callable(labels_getter):
-            self._get_labels = labels_getter
-        else:
+        if labels_getter != "default" and labels_getter is not None and not callable(labels_getter):
             raise GenaugError(
                 f"labels_getter must be 'default', a callable or None, got {labels_getter!r}."
             )
+        settings = AugmentSettings(mode, p, strength, detail, neighbours, precision, compile)
+        owner = type(self).__name__
+        self.augment = GenerativeAugment.from_settings(generator, settings, seed=seed, owner=owner)
         self.labels_getter = labels_getter
+        self._get_labels = _labels_function(labels_getter)
         if labels_getter is None:  # no label can come: refuse now a generator that cannot infer
-            check_label_source(self.generator, self.augment.owner, self.mode, "none can come")
+            check_label_source(self.generator, owner, self.mode, "none can come")
         elif self.generator.conditional:  # labels may come; say now if they must
-            warn_if_labels_required(self.generator.label_inference_problem(), self.augment.owner)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_get_labels")  # a lambda for None; rebuilt from labels_getter
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        getter = state["labels_getter"]
-        if getter == "default":
-            self._get_labels = default_labels_getter
-        elif getter is None:
-            self._get_labels = lambda sample: None
-        else:
-            self._get_labels = getter
-
-    @property
-    def generator(self) -> Generator:
-        return self.augment.generator
-
-    @property
-    def mode(self) -> str:
-        return self.augment.mode
-
-    @property
-    def last_params(self) -> dict[str, Tensor] | None:
-        return self.augment.last_params
+            warn_if_labels_required(self.generator.label_inference_problem(), owner)
 
     def extra_repr(self) -> str:
         return self.augment.extra_repr()

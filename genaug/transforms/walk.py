@@ -120,6 +120,17 @@ class NeighbourWalk:
                 )
         return dataclasses.asdict(self)
 
+    def described(self) -> NeighbourWalk:
+        """This walk with a bank or guide of images replaced by its description (specs stay):
+        what a transform keeps once it has encoded them, so that a pickled copy carries no
+        images. The description is no spec: a walk made of one cannot be encoded again."""
+        bank, guide = self.bank, self.guide
+        return dataclasses.replace(
+            self,
+            bank=bank if isinstance(bank, str) else _describe(bank),
+            guide=guide if guide is None or isinstance(guide, str) else _describe(guide),
+        )
+
     def _key(self) -> tuple:
         return tuple(
             value if isinstance(value, (str, int, float, bool, type(None))) else id(value)
