@@ -68,7 +68,11 @@ def test_cli_exits_2_with_one_sentence(tiny_config, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_two_gloo_processes_are_refused(tmp_path):
-    """A real 2-process CPU job (about 7 s): every rank says why and exits 2."""
+    """A real 2-process CPU job (about 7 s): every rank says why, and the job fails.
+
+    What genaug controls is checked: each rank's sentence and a non-zero exit. How many workers
+    torchrun reports with exit code 2 is not: once one worker has failed, torchrun may stop the
+    other first (seen on a loaded 2-core machine), so that count is a race."""
     out = tmp_path / "run"
     args = ["train", "--model", "test_vae", "--out", str(out), "--image-size", "16"]
     process = torchrun([*args, "--device", "cpu", "--no-progress", "--sync-batchnorm"])
@@ -79,7 +83,6 @@ def test_two_gloo_processes_are_refused(tmp_path):
             process.stderr[-3000:]
         )
     assert process.stderr.count("runs 2 processes on cpu") >= 2
-    assert process.stderr.count("exitcode  : 2") == 2  # torchrun's report of both workers
     assert not out.exists()
 
 
