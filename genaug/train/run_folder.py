@@ -73,7 +73,8 @@ def _overwrite_deletes(run_dir: Path) -> str:
     folders = step_folders(run_dir)
     if not folders:
         return "--overwrite replaces this one"
-    return f"--overwrite would delete this one with its checkpoints up to step {folder_step(folders[-1])}"
+    newest = folder_step(folders[-1])
+    return f"--overwrite would delete this one with its checkpoints up to step {newest}"
 
 
 def choose_resume_checkpoint(
