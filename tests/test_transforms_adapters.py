@@ -84,6 +84,15 @@ def test_settings_are_checked_in_one_place_and_read_back_resolved(name):
         aug.p = 2.0
 
 
+def test_a_generator_of_features_is_refused_by_every_adapter(tmp_path):
+    hallucinator = make_generator("test_hallucinator")
+    path = save_generator(hallucinator, tmp_path / "hallucinator")
+    for name in ADAPTERS:
+        for generator in (hallucinator, path):
+            with pytest.raises(GenaugError, match="hallucinator generator makes features, not"):
+                build(name, generator)
+
+
 # ---------------------------------------------------------------------- replay
 @pytest.mark.parametrize("host", HOSTS)
 def test_last_params_replay_the_last_call_of_every_adapter(host):

@@ -13,7 +13,16 @@ from torchvision.datasets import ImageFolder
 from genaug import GenaugError, MixedDataset, SyntheticDataset, list_generators, save_generator
 from genaug.transforms.synthetic import export_image_folder
 
-TEST_MODELS = list_generators("test_")
+# The families that make images (a hallucinator makes features: refused below).
+TEST_MODELS = [n for n in list_generators("test_*") if not make_generator(n).feature_space]
+
+
+def test_a_generator_of_features_is_refused_in_one_sentence(tmp_path):
+    hallucinator = make_generator("test_hallucinator")
+    with pytest.raises(GenaugError, match="makes features, not images.*genaug.fewshot"):
+        SyntheticDataset(hallucinator, n_per_class=3)
+    with pytest.raises(GenaugError, match="makes features, not images"):
+        export_image_folder(hallucinator, tmp_path / "out", 4)
 
 
 @pytest.mark.parametrize("name", TEST_MODELS)

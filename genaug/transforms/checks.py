@@ -86,6 +86,19 @@ def resolve_mode(
     return mode
 
 
+def check_makes_images(generator: Any) -> None:
+    """Refuse a generator that makes no images (a feature-space one, such as a hallucinator).
+
+    ``generator``: a Generator, or its traits read from a checkpoint's config.
+    """
+    if getattr(generator, "feature_space", False):
+        raise GenaugError(
+            f"A {generator.family} generator makes features, not images, so it cannot augment "
+            "or draw images; use it where a few-shot head is fit (genaug.fewshot, or the "
+            "bench's proto, probe and fine-tune heads)."
+        )
+
+
 def check_fraction(value: Any, name: str) -> float:
     """``value`` as a float in [0, 1], or a clear error naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):

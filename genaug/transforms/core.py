@@ -55,7 +55,6 @@ from genaug.transforms.walk import NeighbourWalk
 __all__ = [
     "MODES",
     "PRECISIONS",
-    "AugmentSettings",
     "GenerativeAugment",
     "resolve_mode",
     "supported_modes",

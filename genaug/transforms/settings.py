@@ -24,6 +24,7 @@ from genaug.transforms.checks import (
     check_detail,
     check_flag,
     check_fraction,
+    check_makes_images,
     check_option,
     resolve_mode,
 )
@@ -91,9 +92,11 @@ class AugmentSettings:
         checked against that mode (``neighbour`` needs a walk and no other mode takes one).
 
         ``generator``: a :class:`~genaug.models.base.Generator`, or anything with its
-        ``has_encoder``, ``conditional``, ``family`` and ``image_conditioned`` (a checkpoint's
-        config read without its weights).
+        ``has_encoder``, ``conditional``, ``family``, ``image_conditioned`` and
+        ``feature_space`` (a checkpoint's config read without its weights). A generator that
+        makes no images (a hallucinator) is refused.
         """
+        check_makes_images(generator)
         mode = resolve_mode(
             self.mode,
             generator.has_encoder,

@@ -25,7 +25,7 @@ from genaug.errors import GenaugError, notice
 from genaug.io import atomic_write_text
 from genaug.models.base import Generator
 from genaug.models.sampling import labels_for_indices, latents_for_indices, sample_indices
-from genaug.transforms.checks import image_conditioned_families
+from genaug.transforms.checks import check_makes_images, image_conditioned_families
 
 
 def image_to_pil(image: Tensor) -> Image.Image:
@@ -125,6 +125,7 @@ def export_synthetic_set(
 
 
 def _check_samples_from_noise(model: Generator) -> None:
+    check_makes_images(model)
     if model.image_conditioned:
         raise GenaugError(
             f"A {model.family} generator makes variations of given images, so it cannot draw "
@@ -191,6 +192,7 @@ class SyntheticDataset(Dataset):
         self.channels = channels
         self.image_size = image_size
         model = self.generator
+        check_makes_images(model)
         if image_size is not None:  # checked once here, with the shared conversion's message
             resize_images(torch.zeros(1, model.channels, 1, 1), image_size)
         self.exemplars = _check_exemplars(exemplars, model)
