@@ -33,6 +33,13 @@ def tiny_config(tmp_path):
     """A training config that runs in about a second on a CPU."""
 
     def make(model: str = "test_vae", **overrides) -> TrainConfig:
+        from genaug.models import create_generator
+
+        model_args = {}
+        if create_generator(model).feature_space:  # trains on a frozen extractor's features
+            from helpers import tiny_extractor_spec
+
+            model_args["extractor"] = tiny_extractor_spec()
         values = dict(
             model=model,
             data="digits",
@@ -44,6 +51,7 @@ def tiny_config(tmp_path):
             log_every=2,
             device="cpu",
             progress=False,
+            model_args=model_args,
         )
         values.update(overrides)
         return TrainConfig(**values)

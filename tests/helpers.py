@@ -570,3 +570,13 @@ class AdapterSamples(torch.utils.data.Dataset):
             name: augment_one(transform, image, index % 10)
             for name, transform in self.transforms.items()
         }
+
+
+def tiny_extractor_spec(size: int = 16) -> str:
+    """A registered in-memory extractor (8 features of 1-channel ``size`` px images), for a
+    feature-space family (the hallucinator) to train on; the same weights every call."""
+    from genaug.models import FeatureExtractor
+
+    torch.manual_seed(12345)
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(size * size, 8))
+    return FeatureExtractor(module, image_size=size, channels=1).spec()

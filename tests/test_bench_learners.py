@@ -116,11 +116,16 @@ def test_every_learner_runs_paired_on_the_same_episode(finished):
 
 
 def test_the_report_counts_heads_among_the_references(finished):
-    _, result = finished
+    out, result = finished
     entry = result.summary["shots"]["1"]["pipelines"]
-    arms = {p["arm"] for p in entry["pipelines"].values() if p}
-    assert entry["without_generator"] in [c for c in CONDITIONS[:5]]
-    assert entry["with_generator"] is not None and arms
+    assert entry["without_generator"] in CONDITIONS[:5]
+    assert entry["with_generator"] in [f"{c} [checkpoint]" for c in CONDITIONS[5:]]
+    references = entry["references"]
+    assert set(references["best"]) == {"finetune", "probe", "proto"}
+    assert references["strongest"] == entry["without_generator"]
+    report = (out / "summary.md").read_text()
+    assert "## References without a generator" in report
+    assert "linear probe" in report and "prototypes" in report
 
 
 def test_gentle_fine_tune_keeps_the_head_faster_than_the_body():

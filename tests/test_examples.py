@@ -12,7 +12,8 @@ from helpers import make_generator, single_thread  # noqa: F401
 from genaug import save_generator
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
-TRAINS_ITSELF = "synthetic_dataset.py"  # one example trains its own generator; the rest reuse one
+# These train their own generator (and model); the rest reuse one checkpoint.
+TRAINS_ITSELF = ("synthetic_dataset.py", "fewshot_heads.py")
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +27,14 @@ def test_there_are_examples():
         "albumentations_yaml.py",
         "timm_training.py",
         "synthetic_dataset.py",
+        "fewshot_heads.py",
     }
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(script, tmp_path, checkpoint, monkeypatch, capsys):
     argv = [str(script), "--tiny", "--out", str(tmp_path)]
-    if script.name != TRAINS_ITSELF:
+    if script.name not in TRAINS_ITSELF:
         argv += ["--checkpoint", str(checkpoint)]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")

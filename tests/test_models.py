@@ -6,9 +6,10 @@ import contextlib
 
 import pytest
 import torch
+from helpers import tiny_extractor_spec
 
 from genaug import GenaugError, create_generator, list_generators
-from genaug.models import FeatureExtractor, Generator, register
+from genaug.models import Generator, register
 from genaug.models.base import validate_image_size
 
 TEST_MODELS = list_generators("test_")
@@ -21,12 +22,6 @@ SAMPLING_MODELS = [
 ]
 VARYING_MODELS = [n for n in TEST_MODELS if create_generator(n).image_conditioned]
 FEATURE_MODELS = [n for n in TEST_MODELS if create_generator(n).feature_space]
-
-
-def tiny_extractor_spec(size: int = 16) -> str:
-    """A registered in-memory extractor (8 features) for a feature-space family to train on."""
-    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(size * size, 8))
-    return FeatureExtractor(module, image_size=size, channels=1).spec()
 
 
 def test_registry_lists_families_and_test_variants():

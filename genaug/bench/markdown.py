@@ -17,6 +17,7 @@ from genaug.bench.summary import SIGNIFICANCE, TARGET_ERROR_CUT
 from genaug.bench.transfer_markdown import (
     episode_bullet,
     pipelines_section,
+    references_section,
     test_bullet,
     verdict_lines,
 )
@@ -126,6 +127,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
                 for source, conditions in not_run.items()
             ]
             lines += [f"Not run at this shot count - {'; '.join(groups)}.", ""]
+    lines += references_section(summary)
     lines += pipelines_section(summary)
     if summary["targets"]:
         # The real-images lines (and their column) exist only for neighbour walks on a pool.

@@ -72,6 +72,8 @@ def build_summary(
             first = next(iter(cell.values())) if cell else None
             kind = first["kind"] if first else None
             row: dict[str, Any] = {**arm, "kind": kind, "seeds": sorted(cell), "n": len(cell)}
+            if first and first.get("learner"):  # base:proto, base:probe, a gentler fine-tune
+                row["learner"] = first["learner"]["name"]
             row["real_images_only"] = bool(first and _real_images_only(first.get("generative")))
             if cell:
                 acc = {s: r["accuracy"] for s, r in cell.items()}

@@ -7,12 +7,18 @@ from typing import Any
 
 from genaug.bench import cells
 
-__all__ = ["episode_bullet", "pipelines_section", "test_bullet", "verdict_lines"]
+__all__ = [
+    "episode_bullet",
+    "pipelines_section",
+    "references_section",
+    "test_bullet",
+    "verdict_lines",
+]
 
 _NAMES = {
     "classic_scratch": "best classic, from scratch",
     "generator_scratch": "best classic + generator, from scratch",
-    "classic_base": "best classic on the base-pretrained classifier",
+    "classic_base": "best without a generator on the base-pretrained classifier",
     "generator_base": "the same + generator (base-pretrained)",
     "more_real": "more real shots",
 }
@@ -84,6 +90,46 @@ def test_bullet(config: dict[str, Any]) -> str:
         f"reference included ({config['more_real_factor']} x the shots, taken from the "
         f"images before them).{base}"
     )
+
+
+_LEARNERS = {"finetune": "fine-tune", "probe": "linear probe", "proto": "prototypes"}
+
+
+def references_section(summary: dict[str, Any]) -> list[str]:
+    """``## References without a generator``: per shot count, the best fine-tune, linear probe
+    and prototype condition on the base-pretrained classifier, against the strongest reference
+    (empty when no shot count has one)."""
+    entries = [
+        (k, e["pipelines"]["references"])
+        for k, e in summary["shots"].items()
+        if e.get("pipelines") and e["pipelines"].get("references")
+    ]
+    if not entries:
+        return []
+    lines = [
+        "## References without a generator",
+        "",
+        "The bar for a generator: per shot count, the best condition of each learner on the "
+        "base-pretrained classifier (fine-tune; linear probe and prototypes on its frozen "
+        "features), picked after the fact, with its paired Δ against the strongest pipeline "
+        "without a generator (from scratch included; pp, t-test p).",
+        "",
+        "| shots | strongest reference | " + " | ".join(_LEARNERS.values()) + " |",
+        "|" + " --- |" * (len(_LEARNERS) + 2),
+    ]
+    for shots, refs in entries:
+        row = [shots, f"{refs['strongest']} ({_LEARNERS.get(refs['learner'], refs['learner'])})"]
+        for learner in _LEARNERS:
+            pick = refs["best"].get(learner)
+            if pick is None:
+                row.append("-")
+                continue
+            acc = cells.interval(pick["accuracy"], bounded=True)
+            vs = pick.get("vs_strongest")
+            row.append(f"{pick['arm']}: {acc}" + (f" ({cells.versus(vs)})" if vs else ""))
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    return lines
 
 
 def pipelines_section(summary: dict[str, Any]) -> list[str]:

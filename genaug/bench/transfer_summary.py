@@ -41,6 +41,33 @@ def _significant(vs: dict[str, Any] | None, significance: float) -> bool:
     )
 
 
+def _learner(row: dict[str, Any]) -> str:
+    return row.get("learner") or "finetune"
+
+
+def _references(
+    rows: list[dict[str, Any]], strongest: dict[str, Any] | None, paired: Paired
+) -> dict[str, Any] | None:
+    """The references without a generator on the base classifier, per learner (fine-tune,
+    probe, prototypes): each learner's best condition, paired against the strongest reference
+    of all (None when no base: row runs without a generator)."""
+    plain = [r for r in rows if r["kind"] in PLAIN_KINDS and _start(r) == "base"]
+    if not plain or strongest is None:
+        return None
+    best: dict[str, Any] = {}
+    for learner in ("finetune", "probe", "proto"):
+        candidates = [r for r in plain if _learner(r) == learner]
+        if not candidates:
+            continue
+        top = max(candidates, key=lambda r: r["accuracy"]["mean"])
+        best[learner] = {
+            "arm": top["arm"],
+            "accuracy": top["accuracy"],
+            "vs_strongest": None if top is strongest else paired(top["_acc"], strongest["_acc"]),
+        }
+    return {"strongest": strongest["arm"], "learner": _learner(strongest), "best": best}
+
+
 def compare_pipelines(
     rows: list[dict[str, Any]], paired: Paired, significance: float = 0.05
 ) -> dict[str, Any] | None:
@@ -80,6 +107,7 @@ def compare_pipelines(
         verdict = "with generator" if vs["mean_difference"] > 0 else "without generator"
     else:
         verdict = "no significant difference"
+    out["references"] = _references(rows, without, paired)
     out["with_generator"] = with_gen["arm"] if with_gen else None
     out["without_generator"] = without["arm"] if without else None
     out["with_vs_without"] = vs
