@@ -165,9 +165,8 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
         batch_size=config.batch_size or model.default_batch_size,
         lr=config.lr or model.default_lr,
     )
-    distributed.shard_batch(
-        torch.zeros(config.batch_size)
-    )  # a batch that cannot be shared: error now
+    # A batch that cannot be shared among the ranks: the error comes now.
+    distributed.shard_batch(torch.zeros(config.batch_size))
     run_dir = distributed.run_on_main(lambda: prepare_run_dir(config), "preparing the run folder")
     memory_format = memory_format_for(device)
     model.to(device=device, memory_format=memory_format).train()
