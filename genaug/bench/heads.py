@@ -18,6 +18,7 @@ from genaug.bench.arms import Arm
 from genaug.bench.classifier import macro_f1
 from genaug.bench.pretrain import base_folder, load_base_data
 from genaug.data import ImageDataset
+from genaug.device import resolve_device
 from genaug.fewshot import fit_head, nearest_own_class, support_features
 from genaug.models.features import FeatureExtractor
 
@@ -31,7 +32,8 @@ def base_extractor(config: Any) -> FeatureExtractor:
     """The bench's base classifier as a frozen feature extractor (loaded once per process)."""
     folder = str(base_folder(config.out))
     if folder not in _EXTRACTORS:
-        _EXTRACTORS[folder] = FeatureExtractor.from_folder(folder)
+        device = resolve_device(config.device)
+        _EXTRACTORS[folder] = FeatureExtractor.from_folder(folder).to(device)
     return _EXTRACTORS[folder]
 
 
