@@ -119,7 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plot", action="store_true", help="write sample and neighbour PNGs")
     _add_device(evaluate)
 
-    info = commands.add_parser("info", help="print a checkpoint's config")
+    info = commands.add_parser("info", help="check a checkpoint and print its config")
     info.add_argument("--checkpoint", required=True)
 
     commands.add_parser("list", help="list registered generators and dataset specs")
