@@ -16,20 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from genaug import distributed, lock
+from genaug.bench.plan.flags import positive_int
 from genaug.errors import GenaugError, notices_as_lines
 from genaug.io import as_os_error, os_error_message
 
 EXIT_BAD_INPUT = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +37,25 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genaug {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_train(commands.add_parser("train", help="train a generator on your images"))
+    _add_sample(commands.add_parser("sample", help="draw images from a trained generator"))
+    _add_evaluate(commands.add_parser("evaluate", help="measure a generator against real data"))
+    info = commands.add_parser("info", help="check a checkpoint and print its config")
+    info.add_argument("--checkpoint", required=True)
+    commands.add_parser("list", help="list registered generators and dataset specs")
+    _add_bench(
+        commands.add_parser(
+            "bench", help="measure what augmentation does for a timm classifier (a grid of seeds)"
+        )
+    )
+    demo = commands.add_parser("demo", help="the main job on the bundled digits")
+    demo.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
+    demo.add_argument("--steps", type=positive_int, help="generator steps (default: family's)")
+    _add_device(demo)
+    return parser
 
-    train = commands.add_parser("train", help="train a generator on your images")
+
+def _add_train(train: argparse.ArgumentParser) -> None:
     train.add_argument("--model", default="vae", help="generator name (see `genaug list`)")
     train.add_argument(
         "--data", default="digits", help="digits | imagefolder:PATH | mnist:ROOT ..."
@@ -55,8 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder to write")
     train.add_argument("--image-size", type=int, default=32, help="16, 32, 64 or 128 (default 32)")
     train.add_argument("--channels", type=int, choices=(1, 3), help="default: the data's own")
-    train.add_argument("--steps", type=_positive_int, help="default: the family's budget")
-    train.add_argument("--batch-size", type=_positive_int, help="default: the family's")
+    train.add_argument("--steps", type=positive_int, help="default: the family's budget")
+    train.add_argument("--batch-size", type=positive_int, help="default: the family's")
     train.add_argument("--lr", type=float, help="learning rate (default: the family's)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--unlabeled", action="store_true", help="ignore labels: unconditional")
@@ -68,15 +76,15 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument(
         "--resume-from",
-        type=_positive_int,
+        type=positive_int,
         metavar="STEP",
         help="continue from the checkpoint of STEP (newer ones are set aside, not deleted)",
     )
     train.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    train.add_argument("--checkpoint-every", type=_positive_int, default=500)
-    train.add_argument("--log-every", type=_positive_int, default=50)
-    train.add_argument("--latent-dim", type=_positive_int, help="override the latent size")
-    train.add_argument("--width", type=_positive_int, help="override the base channel width")
+    train.add_argument("--checkpoint-every", type=positive_int, default=500)
+    train.add_argument("--log-every", type=positive_int, default=50)
+    train.add_argument("--latent-dim", type=positive_int, help="override the latent size")
+    train.add_argument("--width", type=positive_int, help="override the base channel width")
     train.add_argument(
         "--model-arg",
         action="append",
@@ -92,11 +100,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_device(train)
 
-    sample = commands.add_parser("sample", help="draw images from a trained generator")
+
+def _add_sample(sample: argparse.ArgumentParser) -> None:
     sample.add_argument("--checkpoint", required=True, help="checkpoint or run folder")
     # --num-samples: torchrun's own parser takes "--n" for an abbreviation of its options.
     sample.add_argument(
-        "--n", "--num-samples", dest="n", type=_positive_int, default=64, help="number of images"
+        "--n", "--num-samples", dest="n", type=positive_int, default=64, help="number of images"
     )
     sample.add_argument(
         "--out", required=True, help="grid.png for a grid, or DIR/ for an ImageFolder tree"
@@ -104,78 +113,27 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     _add_device(sample)
 
-    evaluate = commands.add_parser("evaluate", help="measure a generator against real data")
+
+def _add_evaluate(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--checkpoint", required=True, help="checkpoint or run folder")
     evaluate.add_argument("--data", help="real data spec (default: the checkpoint's own)")
-    evaluate.add_argument("--n", type=_positive_int, default=1000, help="samples (default 1000)")
+    evaluate.add_argument("--n", type=positive_int, default=1000, help="samples (default 1000)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--out", help="metrics JSON (default: CHECKPOINT/eval/metrics.json)")
     evaluate.add_argument(
         "--cache", help="reference classifier folder (default: CHECKPOINT/eval/reference)"
     )
     evaluate.add_argument(
-        "--classifier-steps", type=_positive_int, default=600, help="reference and CAS steps"
+        "--classifier-steps", type=positive_int, default=600, help="reference and CAS steps"
     )
     evaluate.add_argument("--plot", action="store_true", help="write sample and neighbour PNGs")
     _add_device(evaluate)
 
-    info = commands.add_parser("info", help="check a checkpoint and print its config")
-    info.add_argument("--checkpoint", required=True)
 
-    commands.add_parser("list", help="list registered generators and dataset specs")
+def _add_bench(bench: argparse.ArgumentParser) -> None:
+    from genaug.bench.command_line import add_bench_arguments
 
-    bench = commands.add_parser(
-        "bench", help="measure what augmentation does for a timm classifier (a grid of seeds)"
-    )
-    bench.add_argument("--config", help="YAML or JSON file of bench settings (flags override)")
-    bench.add_argument("--out", help="run folder (default: runs/bench)")
-    bench.add_argument("--data", help="digits | imagefolder:PATH | mnist:ROOT ... (default digits)")
-    bench.add_argument("--image-size", type=_positive_int, help="pixels (default 32)")
-    bench.add_argument("--channels", type=int, choices=(1, 3), help="default: the data's own")
-    bench.add_argument("--shots", help="labelled images per class, e.g. 1,2,5,10")
-    bench.add_argument("--seeds", help="a count (10: seeds 0-9) or a list (3,7)")
-    bench.add_argument("--model", help="timm classifier name (default resnet10t)")
-    bench.add_argument("--pretrained-file", help="local weights for the timm model")
-    bench.add_argument("--steps", type=_positive_int, help="classifier steps (default 300)")
-    bench.add_argument("--batch-size", type=_positive_int, help="classifier batch (default 32)")
-    bench.add_argument("--lr", type=float, help="classifier peak learning rate (default 2e-3)")
-    bench.add_argument(
-        "--conditions", help="comma list, e.g. none,randaugment,vae,randaugment+vae@p=0.3"
-    )
-    bench.add_argument(
-        "--generator-data", help="labeled, pool and/or checkpoint:PATH, comma-separated"
-    )
-    bench.add_argument("--generator-steps", type=_positive_int, help="for every generator")
-    bench.add_argument(
-        "--generative-mode", help="auto, perturb, resample, interpolate, neighbour or vary"
-    )
-    bench.add_argument("--generative-p", type=float, help="share of generated images per batch")
-    bench.add_argument("--generative-strength", type=float, help="the mode's magnitude, [0, 1]")
-    bench.add_argument("--more-real-factor", type=_positive_int, help="default 2")
-    bench.add_argument("--ways", type=_positive_int, help="episodic: classes per episode")
-    bench.add_argument("--episodes", type=_positive_int, help="episodic: N runs episodes 0..N-1")
-    bench.add_argument("--queries", type=_positive_int, help="episodic: test images per class")
-    bench.add_argument("--pretrain-data", help="base classes for base:CONDITION conditions")
-    bench.add_argument("--pretrain-steps", type=_positive_int, help="base classifier steps")
-    bench.add_argument("--preview", type=int, help="images per condition in augmented.png")
-    bench.add_argument(
-        "--workers",
-        type=int,
-        help="classifier runs in parallel CPU processes, one thread each (default 1)",
-    )
-    bench.add_argument("--resume", action="store_true", help="continue the bench in --out")
-    bench.add_argument("--overwrite", action="store_true", help="replace the bench in --out")
-    bench.add_argument(
-        "--report-only", action="store_true", help="write the report of --out, run nothing"
-    )
-    bench.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    bench.add_argument("--device", help="auto (CUDA if present), cpu or cuda (default: auto)")
-
-    demo = commands.add_parser("demo", help="the main job on the bundled digits")
-    demo.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
-    demo.add_argument("--steps", type=_positive_int, help="generator steps (default: family's)")
-    _add_device(demo)
-    return parser
+    add_bench_arguments(bench)  # a flag per BenchConfig setting, and the publication's
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -293,64 +251,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from genaug.bench.episodic import episodes_as_seeds
-    from genaug.bench.run import (
-        build_bench_config,
-        parse_int_list,
-        parse_seeds,
-        report_bench,
-        run_bench,
-    )
+    from genaug.bench import merge_benches, publish_report, report_bench, run_bench
+    from genaug.bench.command_line import bench_config_from_arguments, check_publishing
 
+    check_publishing(args)  # before a grid runs for hours
     if args.report_only:
-        result = report_bench(args.out or "runs/bench")
+        out = args.out or "runs/bench"
+        if args.merge_from:
+            merge_benches(out, args.merge_from.split(","), args.config)
+        result = report_bench(out, command=args.command_line)
     else:
-        if args.episodes and args.seeds:
-            raise GenaugError("--episodes and --seeds name the same axis; pass one of them.")
-        config = build_bench_config(
-            args.config,
-            generator_steps=args.generator_steps,
-            generative={
-                "mode": args.generative_mode,
-                "p": args.generative_p,
-                "strength": args.generative_strength,
-            },
-            out=args.out,
-            data=args.data,
-            image_size=args.image_size,
-            channels=args.channels,
-            shots=parse_int_list(args.shots) if args.shots else None,
-            seeds=parse_seeds(args.seeds) if args.seeds else episodes_as_seeds(args.episodes),
-            ways=args.ways,
-            queries=args.queries,
-            pretrain_data=args.pretrain_data,
-            pretrain_steps=args.pretrain_steps,
-            model=args.model,
-            pretrained_file=args.pretrained_file,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            conditions=args.conditions,
-            generator_data=args.generator_data.split(",") if args.generator_data else None,
-            more_real_factor=args.more_real_factor,
-            preview=args.preview,
-            workers=args.workers,
-            device=args.device,
-            resume=args.resume or None,
-            overwrite=args.overwrite or None,
-            progress=False if args.no_progress else None,
-        )
-        flags = [
-            f"--{key.replace('_', '-')}" + ("" if value is True else f" {shlex.quote(str(value))}")
-            for key, value in vars(args).items()
-            if key != "command" and value is not None and value is not False
-        ]
-        result = run_bench(config, command=" ".join(["genaug bench", *flags]))
+        result = run_bench(bench_config_from_arguments(args), command=args.command_line)
         if not distributed.is_main():
             return 0  # rank 0 reports for the whole torchrun job
         print(f"{result.ran} runs done now, {result.reused} found finished in {result.out}")
     print(Path(result.files["summary_md"]).read_text())
     print("wrote " + ", ".join(result.files.values()))
+    if args.publish:
+        written = publish_report(result.out, args.publish, args.results, args.config, args.note)
+        print("published " + ", ".join(map(str, written)))
     return 0
 
 
@@ -383,7 +302,9 @@ def _say_error(message: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for bad input, 130 when interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
+    args.command_line = shlex.join(["genaug", *argv])  # what a report quotes
     started = time.perf_counter()
     try:
         # A folder a command locked is given back when it returns.

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from genaug.bench.run import BenchConfig, run_bench
+from genaug.bench import BenchConfig, run_bench
 from genaug.device import resolve_device
 from genaug.errors import GenaugError
 

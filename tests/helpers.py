@@ -493,8 +493,8 @@ def make_classifier_folder(out: Any, base: Any, steps: int = 30, batch_size: int
     that folder (a Path). A bench of the same settings takes it with ``pretrained_from=out``."""
     from pathlib import Path
 
-    from genaug.bench.config import BenchConfig
-    from genaug.bench.pretrain import base_folder, ensure_base_classifier
+    from genaug.bench import BenchConfig
+    from genaug.bench.learn.base_classifier import base_folder, ensure_base_classifier
 
     config = BenchConfig(
         data=str(base.description.get("spec", "made-up")),

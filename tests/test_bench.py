@@ -11,12 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-import genaug.bench.execute as execute_module
-from genaug.bench.classifier import check_model_name, create_classifier, macro_f1
-from genaug.bench.pipeline import build_pipeline, classic_transform
-from genaug.bench.recipes import parse_condition, split_conditions
-from genaug.bench.report import build_summary, format_markdown
-from genaug.bench.run import BenchConfig, read_runs, report_bench, run_bench
+import genaug.bench.run.measure as measure_module
+from genaug.bench import BenchConfig, read_runs, report_bench, run_bench
+from genaug.bench.learn.classifier import check_model_name, create_classifier, macro_f1
+from genaug.bench.learn.pipeline import build_pipeline, classic_transform
+from genaug.bench.plan.recipes import parse_condition, split_conditions
+from genaug.bench.report.markdown import format_markdown
+from genaug.bench.report.summary import build_summary
 from genaug.cli import main
 from genaug.errors import GenaugError
 
@@ -101,7 +102,7 @@ def test_the_accuracy_plot_clips_its_intervals_to_0_100(finished, tmp_path, monk
 
     import matplotlib.axes
 
-    from genaug.bench.report import error_extents, plot_accuracy, plot_gain
+    from genaug.bench.report.figures import error_extents, plot_accuracy, plot_gain
 
     out, _ = finished
     summary = copy.deepcopy(json.loads((out / "summary.json").read_text()))
@@ -222,7 +223,7 @@ def test_interrupted_bench_resumes_without_repeating_runs(tmp_path, monkeypatch)
     out = tmp_path / "run"
     config = tiny_config(out, conditions=["none", "flipcrop", "affine"], preview=0)
     calls = []
-    real = execute_module.train_classifier
+    real = measure_module.train_classifier
 
     def interrupted_after_four(*args, **kwargs):
         if len(calls) == 4:
@@ -230,14 +231,14 @@ def test_interrupted_bench_resumes_without_repeating_runs(tmp_path, monkeypatch)
         calls.append(kwargs["init_seed"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(execute_module, "train_classifier", interrupted_after_four)
+    monkeypatch.setattr(measure_module, "train_classifier", interrupted_after_four)
     with pytest.raises(KeyboardInterrupt):
         run_bench(config)
     assert len(read_runs(out / "runs.jsonl")) == 4
     with open(out / "runs.jsonl", "a") as f:  # a line torn by a crash is ignored
         f.write('{"key": "1|1|affine|-", "accu')
 
-    monkeypatch.setattr(execute_module, "train_classifier", real)
+    monkeypatch.setattr(measure_module, "train_classifier", real)
     with pytest.raises(GenaugError, match="--resume"):
         run_bench(config)  # neither --resume nor --overwrite: refused, nothing lost
     config.resume = True

@@ -11,9 +11,8 @@ import torch
 
 import genaug.train
 from genaug import distributed
-from genaug.bench.cache import SHARED_POOL_SEED, GeneratorCache
-from genaug.bench.config import build_bench_config
-from genaug.bench.run import BenchConfig, read_runs, run_bench
+from genaug.bench import BenchConfig, build_bench_config, read_runs, run_bench
+from genaug.bench.run.cache import SHARED_POOL_SEED, GeneratorCache
 from genaug.data import load_dataset
 from genaug.errors import GenaugError
 

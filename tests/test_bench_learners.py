@@ -1,4 +1,4 @@
-"""The learners of base: conditions (bench/learners.py, bench/heads.py): prototypes and linear
+"""The learners of base: conditions (bench/plan/learners.py, bench/learn/heads.py): prototypes and linear
 probes on the base classifier's frozen features, a gentler fine-tune, a hallucinator where the
 head is fit, and the options for generated images (weight, separate BatchNorm statistics, soft
 labels, a filter, a cap).
@@ -11,8 +11,8 @@ import pytest
 import torch
 from helpers import make_classifier_folder, train_tiny
 
-from genaug.bench.recipes import parse_condition
-from genaug.bench.run import BenchConfig, read_runs, run_bench
+from genaug.bench import BenchConfig, read_runs, run_bench
+from genaug.bench.plan.recipes import parse_condition
 from genaug.data import load_dataset
 from genaug.errors import GenaugError
 from genaug.fewshot import train_hallucinator
@@ -129,8 +129,8 @@ def test_the_report_counts_heads_among_the_references(finished):
 
 
 def test_gentle_fine_tune_keeps_the_head_faster_than_the_body():
-    from genaug.bench.batch_loss import parameter_groups
-    from genaug.bench.classifier import create_classifier
+    from genaug.bench.learn.classifier import create_classifier
+    from genaug.bench.learn.loss import parameter_groups
 
     model = create_classifier("test_resnet", in_chans=1, num_classes=4, image_size=16, seed=0)
     groups = parameter_groups(model, 1e-3, 0.1)
@@ -141,8 +141,8 @@ def test_gentle_fine_tune_keeps_the_head_faster_than_the_body():
 
 
 def test_separate_statistics_leave_running_ones_to_real_images():
-    from genaug.bench.batch_loss import GeneratedTreatment, batch_loss
-    from genaug.bench.classifier import create_classifier
+    from genaug.bench.learn.classifier import create_classifier
+    from genaug.bench.learn.loss import GeneratedTreatment, batch_loss
 
     model = create_classifier("test_resnet", in_chans=1, num_classes=4, image_size=16, seed=0)
     model.train()

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genaug.bench.config import BenchConfig
-from genaug.bench.run import read_runs, run_bench
+from genaug.bench import BenchConfig, read_runs, run_bench
 from genaug.errors import GenaugError
 
 # Run-specific fields that may differ between processes (timings, wall-clock stamps).
@@ -67,7 +66,7 @@ def test_workers_must_be_a_positive_integer(tmp_path):
 
 
 def test_workers_are_refused_on_a_gpu(tmp_path, monkeypatch):
-    from genaug.bench import workers
+    from genaug.bench.run import workers
 
     monkeypatch.setattr(workers, "resolve_device", lambda spec: torch.device("cuda"))
     with pytest.raises(GenaugError, match="use workers 1 on a GPU"):
@@ -76,7 +75,7 @@ def test_workers_are_refused_on_a_gpu(tmp_path, monkeypatch):
 
 def test_a_worker_ends_when_its_main_process_is_gone(monkeypatch):
     # a worker whose main process was killed outright is re-parented: getppid changes
-    from genaug.bench import workers
+    from genaug.bench.run import workers
 
     parents = iter([41, 41, 7])
     monkeypatch.setattr(workers.os, "getppid", lambda: next(parents))

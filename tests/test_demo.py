@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import genaug.demo as demo_module
-from genaug.bench.arms import plan_arms
+from genaug.bench.plan.arms import plan_arms
 from genaug.cli import main
 from genaug.data import load_dataset
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchrun_helpers import torchrun
 
-from genaug.bench.run import BenchConfig, read_runs, run_bench
+from genaug.bench import BenchConfig, read_runs, run_bench
 
 # What depends on where and when a run ran, not on what it computed.
 TIMING = {"train_seconds", "augment_seconds", "augment_ms_per_step", "finished", "generator"}

@@ -1,4 +1,4 @@
-"""The episodic few-shot protocol of genaug bench (bench/episodic.py) on a few Omniglot
+"""The episodic few-shot protocol of genaug bench (bench/plan/splits.py) on a few Omniglot
 characters: a tiny bench writes its report, episodes are paired and reproducible, and the
 refusals (ways, class sizes, generator data that saw the evaluated classes) come first.
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from helpers import OmniglotZips, train_tiny
 
-from genaug.bench.config import build_bench_config
-from genaug.bench.episodic import episodes_as_seeds, make_split, training_class_names
-from genaug.bench.run import BenchConfig, read_runs, run_bench
+from genaug.bench import BenchConfig, build_bench_config, read_runs, run_bench
+from genaug.bench.plan.files import episodes_as_seeds
+from genaug.bench.plan.splits import make_split, training_class_names
 from genaug.cli import main
 from genaug.data import load_dataset
 from genaug.errors import GenaugError

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from genaug.bench.arms import plan_grid
-from genaug.bench.config import BenchConfig, build_bench_config
-from genaug.bench.parts import normalise_parts, parts_axes
-from genaug.bench.runs import read_runs
+from genaug.bench import BenchConfig, build_bench_config
+from genaug.bench.plan.arms import plan_grid
+from genaug.bench.plan.parts import normalise_parts, parts_axes
+from genaug.bench.run.ledger import read_runs
 from genaug.cli import main
 from genaug.data import load_dataset
 from genaug.errors import GenaugError

@@ -1,4 +1,4 @@
-"""The base-pretrained classifier of genaug bench (bench/pretrain.py): trained once on the base
+"""The base-pretrained classifier of genaug bench (bench/learn/base_classifier.py): trained once on the base
 classes, kept in the run folder, fine-tuned by base:CONDITION runs, reused on resume.
 
 New classes are Tagalog's, base classes Greek's, from the made-up Omniglot zips and, as an
@@ -14,11 +14,13 @@ import torch
 from helpers import OmniglotZips, train_tiny
 from safetensors.torch import load_file
 
-import genaug.bench.pretrain as pretrain
-from genaug.bench.classifier import create_classifier, weights_fingerprint
-from genaug.bench.parts import condition_names
-from genaug.bench.run import BenchConfig, read_runs, run_bench
+import genaug.bench.learn.base_classifier as pretrain
+from genaug.bench import BenchConfig, read_runs, run_bench
+from genaug.bench.learn.classifier import create_classifier
+from genaug.bench.plan.parts import condition_names
+from genaug.bench.plan.recipes import split_start
 from genaug.errors import GenaugError
+from genaug.models.features import weights_fingerprint
 
 
 def tiny(sets: OmniglotZips, out: Path, **overrides) -> BenchConfig:
@@ -128,8 +130,8 @@ def test_bad_pretraining_input_is_refused_before_any_run(omniglot_sets, tmp_path
 
 
 def test_condition_syntax_and_fine_tuning_settings(omniglot_zips, tmp_path):
-    assert pretrain.split_start(" base:randaugment+vae@p=0.3") == ("randaugment+vae@p=0.3", True)
-    assert pretrain.split_start("randaugment") == ("randaugment", False)
+    assert split_start(" base:randaugment+vae@p=0.3") == ("randaugment+vae@p=0.3", True)
+    assert split_start("randaugment") == ("randaugment", False)
     names = condition_names(["base:test_vae@strength=0.5,p=0.3", "test_vae"], ["test_vae"])
     assert names == ["base:test_vae@p=0.3,strength=0.5", "test_vae"]
     config = tiny(omniglot_zips, tmp_path, finetune_lr=1e-4)

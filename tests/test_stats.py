@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from genaug.bench.stats import error_rate_reduction, paired_comparison, summarize
+from genaug.bench.report.statistics import error_rate_reduction, paired_comparison, summarize
 
 A = [0.81, 0.78, 0.90, 0.85, 0.70, 0.88, 0.79, 0.83, 0.86, 0.77]
 B = [0.76, 0.77, 0.84, 0.80, 0.71, 0.80, 0.74, 0.81, 0.80, 0.75]

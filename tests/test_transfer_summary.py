@@ -1,12 +1,12 @@
-"""Pipelines with and without a generator (bench/transfer_summary.py) and their Markdown section
-(bench/transfer_markdown.py), on hand-made summary rows."""
+"""Pipelines with and without a generator (bench/report/pipelines.py) and their Markdown section
+(bench/report/pipeline_tables.py), on hand-made summary rows."""
 
 from __future__ import annotations
 
-from genaug.bench.stats import summarize
-from genaug.bench.summary import _paired
-from genaug.bench.transfer_markdown import pipelines_section, verdict_lines
-from genaug.bench.transfer_summary import compare_pipelines
+from genaug.bench.report.pipeline_tables import pipelines_section, verdict_lines
+from genaug.bench.report.pipelines import compare_pipelines
+from genaug.bench.report.statistics import summarize
+from genaug.bench.report.summary import _paired
 
 EPISODES = range(8)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import make_generator, single_thread  # noqa: F401
 
-from genaug.bench.recipes import parse_condition
+from genaug.bench.plan.recipes import parse_condition
 from genaug.data import load_dataset
 from genaug.errors import GenaugError
 from genaug.transforms import GenerativeAugment, NeighbourWalk

@@ -12,8 +12,8 @@ import torch
 from helpers import HOSTS, check_transform, kornia_host, make_generator, single_thread  # noqa: F401
 
 from genaug import GenaugError, GenerativeAugment, GenerativeMix, MixedDataset, SyntheticDataset
-from genaug.bench.pipeline import build_pipeline
-from genaug.bench.recipes import parse_condition
+from genaug.bench.learn.pipeline import build_pipeline
+from genaug.bench.plan.recipes import parse_condition
 from genaug.transforms import functional as F
 from genaug.transforms.synthetic import export_image_folder
 from genaug.transforms.torchvision import TorchvisionGenerativeAugment
@@ -212,8 +212,7 @@ def test_randaugment_plus_dagan_builds_a_vary_pipeline_with_chains(seen_dagan, u
 
 
 def test_a_dagan_checkpoint_runs_as_a_bench_arm(seen_dagan, tmp_path):
-    from genaug.bench.config import BenchConfig
-    from genaug.bench.run import run_bench
+    from genaug.bench import BenchConfig, run_bench
 
     _, checkpoint = seen_dagan
     config = BenchConfig(

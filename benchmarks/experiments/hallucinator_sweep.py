@@ -19,8 +19,8 @@ import time
 import torch
 from torch.nn import functional as F
 
-from genaug.bench.config import build_bench_config
-from genaug.bench.episodic import make_split
+from genaug.bench import build_bench_config
+from genaug.bench.plan.splits import make_split
 from genaug.data import load_dataset
 from genaug.fewshot import fit_head
 from genaug.models.diffaugment import diff_augment

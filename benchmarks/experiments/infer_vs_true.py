@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 import genaug
-from genaug.bench.classifier import ClassifierConfig, train_classifier
+from genaug.bench.learn.classifier import train_classifier
+from genaug.bench.plan.classifier_config import ClassifierConfig
 from genaug.data import ImageDataset, load_dataset, train_test_split
 from genaug.train import TrainConfig, train
 from genaug.transforms import GenerativeAugment

@@ -1,27 +1,38 @@
 """The downstream benchmark (``genaug bench``): timm classifiers trained with and without
 generative augmentation over a paired grid of shots x seeds x conditions, and its report.
 
-Modules: :mod:`~genaug.bench.config` (the grid's settings), :mod:`~genaug.bench.recipes`
-(conditions -> pipelines), :mod:`~genaug.bench.arms` (conditions x generator data),
-:mod:`~genaug.bench.cache` (generators trained once per cell), :mod:`~genaug.bench.classifier`
-(the timm classifier and its training), :mod:`~genaug.bench.run` (the grid), :mod:`~genaug.bench.runs`
-(the runs ledger), :mod:`~genaug.bench.distributed` (sharding under torchrun),
-:mod:`~genaug.bench.stats` and :mod:`~genaug.bench.report` (from
-:mod:`~genaug.bench.summary`, :mod:`~genaug.bench.markdown` and :mod:`~genaug.bench.figures`).
+Four rooms, each importing only the ones below it: :mod:`~genaug.bench.plan` (the grid's
+settings, conditions, arms and cells; nothing trained), :mod:`~genaug.bench.learn` (how one run
+learns: the classifier, the batch pipeline and loss, the base classifier and heads on its
+features), :mod:`~genaug.bench.report` (statistics, tables, figures and publications, from the
+finished runs alone) and on top :mod:`~genaug.bench.run` (the grid: its folder, ledger,
+generator cache, workers and torchrun ranks). :mod:`~genaug.bench.command_line` is the
+command line of ``genaug bench``.
 """
 
 from __future__ import annotations
 
-from genaug.bench.config import BenchConfig, GeneratorSettings, build_bench_config
-from genaug.bench.run import BenchResult, report_bench, run_bench
-from genaug.bench.runs import read_runs
+import importlib
+from typing import Any
 
-__all__ = [
-    "BenchConfig",
-    "BenchResult",
-    "GeneratorSettings",
-    "build_bench_config",
-    "read_runs",
-    "report_bench",
-    "run_bench",
-]
+# Loaded on first use, so that a room's module (the command line's flags) comes without the rest.
+_FACE = {
+    "BenchConfig": "genaug.bench.plan.config",
+    "BenchResult": "genaug.bench.run.grid",
+    "GeneratorSettings": "genaug.bench.plan.generators",
+    "build_bench_config": "genaug.bench.plan.files",
+    "merge_benches": "genaug.bench.run.merge",
+    "publish_report": "genaug.bench.report.publish",
+    "read_runs": "genaug.bench.run.ledger",
+    "report_bench": "genaug.bench.run.grid",
+    "run_bench": "genaug.bench.run.grid",
+}
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FACE:
+        value = getattr(importlib.import_module(_FACE[name]), name)
+        globals()[name] = value  # found directly from now on
+        return value
+    raise AttributeError(f"module 'genaug.bench' has no attribute {name!r}")

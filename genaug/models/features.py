@@ -39,7 +39,7 @@ __all__ = [
     "weights_fingerprint",
 ]
 
-# The bench's base-classifier files (genaug.bench.pretrain writes them under these names).
+# The bench's base-classifier files (genaug.bench.learn.base_classifier writes them under these names).
 CLASSIFIER_WEIGHTS, CLASSIFIER_RECORD = "classifier.safetensors", "classifier.json"
 _REGISTERED: dict[str, FeatureExtractor] = {}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from genaug import distributed
-from genaug.bench.config import BenchConfig
+from genaug.bench.plan.config import BenchConfig
 from genaug.data import ImageDataset, train_test_split
 from genaug.device import resolve_device
 from genaug.errors import GenaugError

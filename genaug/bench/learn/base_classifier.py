@@ -31,89 +31,32 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from genaug.bench.classifier import (
-    ClassifierConfig,
-    _normalisation,
-    create_classifier,
-    predict,
-    weights_fingerprint,
-)
-from genaug.bench.pipeline import build_pipeline
-from genaug.bench.recipes import parse_condition
+from genaug.bench.learn.classifier import create_classifier, input_normalisation, predict
+from genaug.bench.learn.pipeline import build_pipeline
+from genaug.bench.plan.classifier_config import ClassifierConfig
+from genaug.bench.plan.config import BenchConfig
 from genaug.data import ImageDataset, batch_indices, check_disjoint_classes, load_dataset
 from genaug.data.convert import to_float_images
 from genaug.device import autocast_for, memory_format_for, resolve_device
 from genaug.errors import GenaugError
 from genaug.io import write_folder_atomically
+from genaug.models import create_generator, load_generator
+from genaug.models.features import weights_fingerprint
 
 __all__ = [
-    "BASE_PREFIX",
     "PRETRAIN_SEED",
     "base_folder",
-    "check_pretrain_settings",
     "classifier_for",
     "ensure_base_classifier",
     "load_base_data",
-    "split_start",
 ]
 
-BASE_PREFIX = "base:"
 PRETRAIN_SEED = 0  # the base classifier's initial weights and batch order
 FOLDER = Path("pretrained") / "base-classifier"
 WEIGHTS, RECORD = "classifier.safetensors", "classifier.json"
 # What makes a saved base classifier the one a bench asks for.
 _MATCH = ("model", "data", "image_size", "channels", "steps", "batch_size", "lr")
 _MATCH += ("weight_decay", "augment", "seed", "generator")
-
-
-def split_start(text: str) -> tuple[str, bool]:
-    """``"base:randaugment"`` -> ``("randaugment", True)``; other conditions -> ``(text, False)``."""
-    stripped = str(text).strip()
-    if stripped.lower().startswith(BASE_PREFIX):
-        return stripped[len(BASE_PREFIX) :].strip(), True
-    return stripped, False
-
-
-def check_pretrain_settings(config: Any) -> None:
-    """Refuse pretraining settings no bench can use, and ``base:`` conditions without base
-    data (one sentence)."""
-    steps = config.pretrain_steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise GenaugError(f"pretrain_steps must be a positive integer, got {steps!r}.")
-    if config.finetune_lr is not None and not (
-        isinstance(config.finetune_lr, (int, float)) and config.finetune_lr > 0
-    ):
-        raise GenaugError(f"finetune_lr must be a positive number, got {config.finetune_lr!r}.")
-    recipe = _pretrain_recipe(config)
-    if recipe.more_real:
-        raise GenaugError(
-            "pretrain_augment takes none or classic augmentations (e.g. randaugment), not "
-            "more-real."
-        )
-    if recipe.generative is not None and not config.pretrain_generator:
-        raise GenaugError(
-            f"pretrain_augment {config.pretrain_augment!r} uses a generator; set "
-            "pretrain_generator to its checkpoint (e.g. checkpoint:runs/base/pairvae)."
-        )
-    if recipe.generative is None and config.pretrain_generator:
-        raise GenaugError(
-            f"pretrain_generator is set but pretrain_augment {config.pretrain_augment!r} uses "
-            "no generator; name it there (e.g. randaugment+pairvae) or drop pretrain_generator."
-        )
-    on_base = [c for c in config.conditions if split_start(c)[1]]
-    if on_base and not config.pretrain_data:
-        raise GenaugError(
-            f"condition {on_base[0]!r} starts from a classifier pretrained on base classes; "
-            "set pretrain_data to the base classes' data (e.g. omniglot:PATH@ALPHABET)."
-        )
-
-
-def _pretrain_recipe(config: Any) -> Any:
-    """The recipe of ``pretrain_augment`` (a generator in it takes ``config.generators``'
-    defaults for its name, as in a condition)."""
-    from genaug.models import list_generators
-
-    return parse_condition(str(config.pretrain_augment), list_generators(), config.generators)
 
 
 def _checkpoint_path(spec: str) -> str:
@@ -125,7 +68,7 @@ def base_folder(out: str | Path) -> Path:
     return Path(out) / FOLDER
 
 
-def load_base_data(config: Any, evaluated: ImageDataset) -> ImageDataset:
+def load_base_data(config: BenchConfig, evaluated: ImageDataset) -> ImageDataset:
     """The base classes' images, at the evaluated data's size and channels; refuses base
     classes that are evaluated too."""
     base = load_dataset(
@@ -137,7 +80,7 @@ def load_base_data(config: Any, evaluated: ImageDataset) -> ImageDataset:
     return base
 
 
-def _wanted(config: Any, base: ImageDataset) -> dict[str, Any]:
+def _wanted(config: BenchConfig, base: ImageDataset) -> dict[str, Any]:
     return {
         "model": config.model,
         "data": config.pretrain_data,
@@ -147,14 +90,14 @@ def _wanted(config: Any, base: ImageDataset) -> dict[str, Any]:
         "batch_size": config.batch_size,
         "lr": config.lr,
         "weight_decay": config.weight_decay,
-        "augment": _pretrain_recipe(config).name,
+        "augment": config.pretrain_recipe().name,
         "seed": PRETRAIN_SEED,
         "generator": config.pretrain_generator or None,
     }
 
 
 def ensure_base_classifier(
-    config: Any, base: ImageDataset, out: str | Path, command: str | None = None
+    config: BenchConfig, base: ImageDataset, out: str | Path, command: str | None = None
 ) -> dict[str, Any]:
     """The bench's base classifier record, training and saving the classifier if absent.
 
@@ -162,7 +105,7 @@ def ensure_base_classifier(
     """
     folder = base_folder(out)
     wanted = _wanted(config, base)
-    if getattr(config, "pretrained_from", None) and not (folder / RECORD).is_file():
+    if config.pretrained_from and not (folder / RECORD).is_file():
         _copy_from(config, wanted, folder)
     if (folder / RECORD).is_file() and (folder / WEIGHTS).is_file():
         record = json.loads((folder / RECORD).read_text())
@@ -196,7 +139,7 @@ def _differences(record: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return [f"{k} {record.get(k)!r} there" for k in _MATCH if record.get(k) != wanted[k]]
 
 
-def _copy_from(config: Any, wanted: dict[str, Any], folder: Path) -> None:
+def _copy_from(config: BenchConfig, wanted: dict[str, Any], folder: Path) -> None:
     """Copy the base classifier of another bench folder (``pretrained_from``) into ``folder``
     when it was trained with exactly the settings this bench asks for; else one sentence."""
     source = base_folder(config.pretrained_from)
@@ -222,7 +165,7 @@ def _copy_from(config: Any, wanted: dict[str, Any], folder: Path) -> None:
     write_folder_atomically(folder, fill)
 
 
-def _train(config: Any, base: ImageDataset, wanted: dict[str, Any]) -> dict[str, Any]:
+def _train(config: BenchConfig, base: ImageDataset, wanted: dict[str, Any]) -> dict[str, Any]:
     """Train the timm model on every base class (labels = base class ids)."""
     device = resolve_device(config.device)
     channels, size = base.channels, config.image_size
@@ -237,12 +180,10 @@ def _train(config: Any, base: ImageDataset, wanted: dict[str, Any]) -> dict[str,
     model = model.to(device=device, memory_format=memory_format).train()
     # The statistics a fine-tuned copy is normalised with (create_classifier with a weights
     # file reads them from the model's pretrained config): the same here.
-    mean, std = (t.to(device) for t in _normalisation(model, channels, True))
-    recipe = _pretrain_recipe(config)
+    mean, std = (t.to(device) for t in input_normalisation(model, channels, True))
+    recipe = config.pretrain_recipe()
     generator = None
     if recipe.generative is not None:
-        from genaug.models import create_generator, load_generator
-
         generator = load_generator(_checkpoint_path(config.pretrain_generator), device=device)
         named = config.generator_settings(recipe.generative.generator).model
         family = create_generator(named, image_size=16, channels=1).family  # tiny, to compare
@@ -309,7 +250,7 @@ class _SameChannels(logging.Filter):
 _FILTER = _SameChannels()
 
 
-def classifier_for(config: Any, on_base: bool, backbone: float = 1.0) -> ClassifierConfig:
+def classifier_for(config: BenchConfig, on_base: bool, backbone: float = 1.0) -> ClassifierConfig:
     """The classifier settings of a run: the bench's, or for a ``base:`` condition the base
     classifier's weights (in ``config.out``) with ``finetune_lr`` if set; ``backbone``: the
     backbone's share of the learning rate (``finetune@backbone=...``)."""

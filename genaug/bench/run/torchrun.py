@@ -24,8 +24,8 @@ from typing import Any
 import torch.distributed as dist
 
 from genaug import distributed
-from genaug.bench.config import RUNS_NAME, BenchConfig
-from genaug.bench.runs import read_runs
+from genaug.bench.plan.config import RUNS_NAME, BenchConfig
+from genaug.bench.run.ledger import read_runs
 from genaug.io import atomic_write_text
 
 WAIT_ENV = "GENAUG_BENCH_WAIT"

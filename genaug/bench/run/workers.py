@@ -23,11 +23,11 @@ from typing import Any
 import torch
 
 from genaug import distributed
-from genaug.bench.arms import Arm
-from genaug.bench.cache import GeneratorCache
-from genaug.bench.config import GENERATORS_DIR, BenchConfig
-from genaug.bench.episodic import make_split, more_real_support
-from genaug.bench.execute import run_one
+from genaug.bench.plan.arms import Arm
+from genaug.bench.plan.config import GENERATORS_DIR, BenchConfig
+from genaug.bench.plan.splits import make_split, more_real_support
+from genaug.bench.run.cache import GeneratorCache
+from genaug.bench.run.measure import run_one
 from genaug.data import ImageDataset, load_dataset
 from genaug.device import resolve_device
 from genaug.errors import GenaugError

@@ -6,10 +6,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from genaug.bench.config import BenchConfig
-from genaug.bench.parts import condition_names
-from genaug.bench.pretrain import BASE_PREFIX, split_start
-from genaug.bench.recipes import Recipe, parse_condition
+from genaug.bench.plan.config import BenchConfig
+from genaug.bench.plan.parts import condition_names
+from genaug.bench.plan.recipes import BASE_PREFIX, Recipe, parse_condition, split_start
 from genaug.data import ImageDataset
 from genaug.errors import GenaugError
 from genaug.models import list_generators, load_generator
@@ -186,7 +185,7 @@ def plan_grid(
     config: BenchConfig, dataset: ImageDataset, skipped: list[dict[str, str]] | None = None
 ) -> Grid:
     """The grid's cells: every arm at every shot count, or with ``config.parts`` the union of
-    the parts' cells within the config's axes (see :mod:`genaug.bench.parts`).
+    the parts' cells within the config's axes (see :mod:`genaug.bench.plan.parts`).
 
     ``skipped`` is as in :func:`plan_arms`, per part. Raises when the axes select no cell.
     """

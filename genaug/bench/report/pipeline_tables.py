@@ -1,19 +1,14 @@
-"""The Markdown of an episodic (transfer) bench: the protocol's bullets, and the section that
-compares pipelines with and without a generator (:mod:`genaug.bench.transfer_summary`)."""
+"""The Markdown that compares pipelines with and without a generator
+(:mod:`genaug.bench.report.pipelines`): the report's opening verdict, the references without a
+generator on the base-pretrained classifier, and the pipelines table."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from genaug.bench import cells
+from genaug.bench.report import cells
 
-__all__ = [
-    "episode_bullet",
-    "pipelines_section",
-    "references_section",
-    "test_bullet",
-    "verdict_lines",
-]
+__all__ = ["pipelines_section", "references_section", "verdict_lines"]
 
 _NAMES = {
     "classic_scratch": "best classic, from scratch",
@@ -53,43 +48,6 @@ def verdict_lines(summary: dict[str, Any]) -> list[str]:
     if not lines:
         return []
     return ["**With a generator against without one** (paired; details below):", "", *lines, ""]
-
-
-def episode_bullet(config: dict[str, Any]) -> str:
-    """The protocol line of an episodic bench."""
-    seeds = config["seeds"]
-    return (
-        f"- {len(seeds)} episodes ({', '.join(map(str, seeds))}) of {config['ways']} ways drawn "
-        f"from {config['data']} (episode stream seed {config['test_seed']}); an episode draws "
-        "its classes and their shots (labels 0..ways-1), and every condition of an episode "
-        "shares the classes, the shots, the test images, the classifier's initial weights and "
-        "the batch order (paired design); shots are nested (the 1-shot image is among the 5)."
-    )
-
-
-def test_bullet(config: dict[str, Any]) -> str:
-    """The test-set line of an episodic bench."""
-    base = ""
-    if config.get("pretrain_data"):
-        lr = config.get("finetune_lr") or config["lr"]
-        base = (
-            f" `base:` conditions fine-tune (lr {lr}, same steps) a classifier pretrained on "
-            f"every class of {config['pretrain_data']} ({config['pretrain_steps']} steps, "
-            f"augmentation {config['pretrain_augment']}"
-            + (
-                f" with the generator {config['pretrain_generator']}"
-                if config.get("pretrain_generator")
-                else ""
-            )
-            + "; saved in pretrained/base-classifier/ "
-            "with its settings), with a new head."
-        )
-    return (
-        f"- Test set: the last {config['queries']} images of each episode class in a fixed "
-        "per-class order, the same at every shot count and for every condition, the more-real "
-        f"reference included ({config['more_real_factor']} x the shots, taken from the "
-        f"images before them).{base}"
-    )
 
 
 _LEARNERS = {"finetune": "fine-tune", "probe": "linear probe", "proto": "prototypes"}

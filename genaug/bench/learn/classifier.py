@@ -9,7 +9,7 @@ the same weights (a paired design).
 
 The augmentation is any callable ``augment(images, labels) -> (images, labels)`` on a batch
 ``(B, C, H, W)`` (uint8 0-255 or float in [0, 1]) and labels ``(B,)``: a recipe from
-:mod:`genaug.bench.recipes`, a :class:`~genaug.transforms.GenerativeMix`, or your own. If it has
+:mod:`genaug.bench.learn.pipeline`, a :class:`~genaug.transforms.GenerativeMix`, or your own. If it has
 a ``set_progress(fraction)`` method, the loop calls it before every step (for schedules).
 """
 
@@ -18,19 +18,20 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from genaug.bench.batch_loss import (
+from genaug.bench.learn.loss import (
     FeatureHallucination,
     GeneratedTreatment,
     batch_loss,
     parameter_groups,
 )
+from genaug.bench.plan.classifier_config import ClassifierConfig
 from genaug.data import batch_indices
 from genaug.data.convert import to_float_images
 from genaug.device import autocast_for, memory_format_for, resolve_device
@@ -43,59 +44,13 @@ __all__ = [
     "ClassifierResult",
     "check_model_name",
     "create_classifier",
+    "input_normalisation",
     "macro_f1",
+    "predict",
     "train_classifier",
 ]
 
 BatchAugment = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-
-
-@dataclass
-class ClassifierConfig:
-    """How a classifier is built and trained; the same for every condition of a benchmark.
-
-    Attributes:
-        model: a timm model name (``timm.list_models()``), created with ``pretrained=False``.
-        pretrained_file: local weights (``.safetensors`` / ``.pth``) to start from instead;
-            the classifier head and the input channels are adapted by timm.
-        steps: optimiser steps (the budget every condition gets).
-        batch_size: images per step.
-        lr: peak learning rate of the one-cycle schedule (AdamW).
-        weight_decay: AdamW weight decay.
-        label_smoothing: cross-entropy label smoothing.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        amp: bf16 autocast on CUDA (ignored on the CPU).
-        backbone: the backbone's learning rate as a share of ``lr`` (the head's), in (0, 1].
-    """
-
-    model: str = "resnet10t"
-    pretrained_file: str | None = None
-    steps: int = 300
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.0
-    device: str = "auto"
-    amp: bool = True
-    backbone: float = 1.0
-
-    def validate(self) -> ClassifierConfig:
-        for name in ("steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise GenaugError(f"classifier {name} must be a positive integer, got {value!r}.")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise GenaugError(f"classifier lr must be a positive number, got {self.lr!r}.")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise GenaugError(f"weight_decay must be 0 or more, got {self.weight_decay!r}.")
-        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
-            raise GenaugError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}.")
-        if not (isinstance(self.backbone, (int, float)) and 0 < self.backbone <= 1):
-            raise GenaugError(f"backbone must lie in (0, 1], got {self.backbone!r}.")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -199,7 +154,7 @@ def check_input_size(
         )
 
 
-def _normalisation(model: nn.Module, channels: int, pretrained: bool) -> tuple[Tensor, Tensor]:
+def input_normalisation(model: nn.Module, channels: int, pretrained: bool) -> tuple[Tensor, Tensor]:
     """Per-channel (mean, std) applied to [0, 1] images: the weights' own when pretrained."""
     if pretrained:
         return timm_normalisation(model, channels)
@@ -245,6 +200,18 @@ def predict(
 
 
 # ---------------------------------------------------------------------------- training
+def _optimiser(
+    model: nn.Module, config: ClassifierConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR]:
+    """AdamW (the backbone at ``backbone`` x the head's lr) and its one-cycle schedule."""
+    groups = parameter_groups(model, config.lr, config.backbone)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in groups], total_steps=config.steps
+    )
+    return optimizer, schedule
+
+
 def train_classifier(
     config: ClassifierConfig,
     train_images: Tensor,
@@ -270,7 +237,7 @@ def train_classifier(
         augment_seed: seeds torch's global RNG for the augmentation's draws (per condition).
         treatment: how generated images are treated (weight, soft labels, separate BatchNorm
             statistics), read from the augmentation's ``last_generated`` mask; see
-            :mod:`genaug.bench.batch_loss`.
+            :mod:`genaug.bench.learn.loss`.
         hallucination: a hallucinator adding features to the head's loss.
 
     Example: ``train_classifier(ClassifierConfig("resnet10t"), xs, ys, xt, yt, 10).accuracy``.
@@ -291,13 +258,9 @@ def train_classifier(
     fingerprint = weights_fingerprint(model)
     memory_format = memory_format_for(device)
     model = model.to(device=device, memory_format=memory_format).train()
-    mean, std = _normalisation(model, channels, config.pretrained_file is not None)
+    mean, std = input_normalisation(model, channels, config.pretrained_file is not None)
     mean, std = mean.to(device), std.to(device)
-    groups = parameter_groups(model, config.lr, config.backbone)
-    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[g["lr"] for g in groups], total_steps=config.steps
-    )
+    optimizer, schedule = _optimiser(model, config)
     autocast = autocast_for(device, config.amp)
     treatment = treatment or GeneratedTreatment()
     set_progress = getattr(augment, "set_progress", None)

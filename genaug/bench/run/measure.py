@@ -1,7 +1,8 @@
-"""One run of a bench grid: a timm classifier trained under one arm, and its record.
+"""One run of a bench grid: a timm classifier (or a head on the base classifier's features)
+trained under one arm, and its ``runs.jsonl`` record.
 
-Shared by the grid loop (:mod:`genaug.bench.run`) and its CPU worker processes
-(:mod:`genaug.bench.workers`).
+Shared by the grid loop (:mod:`genaug.bench.run.grid`) and its CPU worker processes
+(:mod:`genaug.bench.run.workers`).
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import hashlib
 import time
 from typing import Any
 
-from genaug.bench.arms import Arm
-from genaug.bench.batch_loss import FeatureHallucination, GeneratedTreatment
-from genaug.bench.cache import GeneratorCache, stable_seed
-from genaug.bench.classifier import train_classifier
-from genaug.bench.config import BenchConfig
-from genaug.bench.heads import base_extractor, keep_filter, run_head
-from genaug.bench.pipeline import build_pipeline
-from genaug.bench.pretrain import classifier_for
-from genaug.bench.recipes import Recipe
+from genaug.bench.learn.base_classifier import classifier_for
+from genaug.bench.learn.classifier import train_classifier
+from genaug.bench.learn.heads import base_extractor, keep_filter, run_head
+from genaug.bench.learn.loss import FeatureHallucination, GeneratedTreatment
+from genaug.bench.learn.pipeline import RecipePipeline, build_pipeline
+from genaug.bench.plan.arms import Arm
+from genaug.bench.plan.config import BenchConfig
+from genaug.bench.plan.recipes import Recipe
+from genaug.bench.plan.splits import CellSplit
+from genaug.bench.run.cache import GeneratorCache, stable_seed
 from genaug.data import ImageDataset
 from genaug.errors import GenaugError
+from genaug.models.base import Generator
 
 __all__ = ["arm_pipeline", "run_key", "run_one", "subset_fingerprint"]
 
@@ -35,8 +38,8 @@ def run_one(
     arm: Arm,
     shots: int,
     seed: int,
-    split: Any,
-    more_real: Any,
+    split: CellSplit,
+    more_real: ImageDataset | None,
     cache: GeneratorCache,
     train: bool = True,
 ) -> dict[str, Any]:
@@ -117,7 +120,7 @@ def _treatment(recipe: Recipe) -> GeneratedTreatment | None:
 
 
 def _hallucination(
-    config: BenchConfig, generator: Any, recipe: Recipe, seed: int
+    config: BenchConfig, generator: Generator | None, recipe: Recipe, seed: int
 ) -> FeatureHallucination | None:
     """A feature-space generator feeding the fine-tune's head (None for image generators)."""
     if generator is None or not getattr(generator, "feature_space", False):
@@ -130,11 +133,11 @@ def _hallucination(
 def arm_pipeline(
     config: BenchConfig,
     arm: Arm,
-    generator: Any,
+    generator: Generator | None,
     augment_seed: int,
-    split: Any,
+    split: CellSplit,
     cache: GeneratorCache,
-) -> Any:
+) -> RecipePipeline | None:
     """The arm's batch augmentation; mode ``neighbour`` walks toward the generator's data.
 
     A feature-space generator (a hallucinator) is not part of it: the learner uses it."""

@@ -1,6 +1,6 @@
 """The batch pipeline of a recipe: classic per-image transforms and a generative stage.
 
-:func:`build_pipeline` turns a parsed :class:`~genaug.bench.recipes.Recipe` into
+:func:`build_pipeline` turns a parsed :class:`~genaug.bench.plan.recipes.Recipe` into
 ``(images, labels) -> (images, labels)`` stages, in the recipe's order; the generative stage
 follows the recipe's schedule of p over training (``set_progress``).
 """
@@ -13,9 +13,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genaug.bench.recipes import CLASSIC, GenerativeStep, Recipe
+from genaug.bench.plan.recipes import CLASSIC, GenerativeStep, Recipe
+from genaug.data import ImageDataset
 from genaug.data.convert import to_float_images, to_uint8_images
 from genaug.errors import GenaugError
+from genaug.models.base import Generator
 
 __all__ = [
     "ClassicStage",
@@ -71,11 +73,11 @@ class GenerativeStage:
 
     def __init__(
         self,
-        generator: Any,
+        generator: Generator,
         step: GenerativeStep,
         seed: int,
-        neighbours: Any = None,
-        guide: Any = None,
+        neighbours: ImageDataset | None = None,
+        guide: ImageDataset | None = None,
         keep: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> None:
         from genaug.transforms import GenerativeAugment
@@ -162,10 +164,10 @@ def build_pipeline(
     recipe: Recipe,
     image_size: int,
     allow_flip: bool = True,
-    generator: Any = None,
+    generator: Generator | None = None,
     seed: int = 0,
-    neighbours: Any = None,
-    guide: Any = None,
+    neighbours: ImageDataset | None = None,
+    guide: ImageDataset | None = None,
     keep: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> RecipePipeline | None:
     """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one.

@@ -14,12 +14,16 @@ from typing import Any
 
 from torch import Tensor
 
-from genaug.bench.arms import Arm
-from genaug.bench.classifier import macro_f1
-from genaug.bench.pretrain import base_folder, load_base_data
+from genaug.bench.learn.base_classifier import base_folder, load_base_data
+from genaug.bench.learn.classifier import macro_f1
+from genaug.bench.learn.pipeline import RecipePipeline
+from genaug.bench.plan.arms import Arm
+from genaug.bench.plan.config import BenchConfig
+from genaug.bench.plan.splits import CellSplit
 from genaug.data import ImageDataset
 from genaug.device import resolve_device
 from genaug.fewshot import fit_head, nearest_own_class, support_features
+from genaug.models.base import Generator
 from genaug.models.features import FeatureExtractor
 
 __all__ = ["base_center", "base_extractor", "keep_filter", "run_head"]
@@ -28,7 +32,7 @@ _EXTRACTORS: dict[str, FeatureExtractor] = {}
 _CENTERS: dict[str, Tensor] = {}
 
 
-def base_extractor(config: Any) -> FeatureExtractor:
+def base_extractor(config: BenchConfig) -> FeatureExtractor:
     """The bench's base classifier as a frozen feature extractor (loaded once per process)."""
     folder = str(base_folder(config.out))
     if folder not in _EXTRACTORS:
@@ -37,7 +41,7 @@ def base_extractor(config: Any) -> FeatureExtractor:
     return _EXTRACTORS[folder]
 
 
-def base_center(config: Any, evaluated: ImageDataset) -> Tensor:
+def base_center(config: BenchConfig, evaluated: ImageDataset) -> Tensor:
     """The mean feature (D,) of the base classes' images (computed once per process)."""
     extractor = base_extractor(config)
     key = f"{extractor.source}|{extractor.fingerprint}"
@@ -47,7 +51,7 @@ def base_center(config: Any, evaluated: ImageDataset) -> Tensor:
     return _CENTERS[key]
 
 
-def keep_filter(config: Any, shots: ImageDataset) -> Callable[[Tensor, Tensor], Tensor]:
+def keep_filter(config: BenchConfig, shots: ImageDataset) -> Callable[[Tensor, Tensor], Tensor]:
     """``filter=1``: keep a generated image (float [0, 1]) when the base features' nearest
     prototype of the episode's real shots is its own class."""
     extractor = base_extractor(config)
@@ -60,11 +64,11 @@ def keep_filter(config: Any, shots: ImageDataset) -> Callable[[Tensor, Tensor], 
 
 
 def run_head(
-    config: Any,
+    config: BenchConfig,
     arm: Arm,
-    split: Any,
-    generator: Any,
-    pipeline: Any,
+    split: CellSplit,
+    generator: Generator | None,
+    pipeline: RecipePipeline | None,
     augment_seed: int,
     evaluated: ImageDataset,
 ) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """``genaug bench``: the downstream benchmark grid, with generator caching and resume.
 
 The grid is shots x seeds x *arms*. An arm is a condition (a recipe of
-:mod:`genaug.bench.recipes`) and, for generative conditions, the data its generator was trained
+:mod:`genaug.bench.plan.recipes`) and, for generative conditions, the data its generator was trained
 on (``labeled``: the k-shot images with their labels; ``pool``: every training image, labels
 hidden - the semi-supervised setting; ``checkpoint:PATH``: a given generator). Non-generative
 conditions do not depend on the source and run once.
@@ -22,96 +22,31 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
 from genaug import distributed, lock
-from genaug.bench.arms import Arm, Grid, plan_arms, plan_grid
-from genaug.bench.cache import GeneratorCache, stable_seed
-from genaug.bench.classifier import check_model_name, create_classifier
-from genaug.bench.config import (
-    CONFIG_NAME,
-    GENERATORS_DIR,
-    RUNS_NAME,
-    BenchConfig,
-    GeneratorSettings,
-    build_bench_config,
-    load_bench_config,
-    parse_int_list,
-    parse_seeds,
-)
-from genaug.bench.distributed import BenchShare, prepare_out_on_main
-from genaug.bench.episodic import check_sources, make_split, more_real_support, prepare_episodes
-from genaug.bench.execute import arm_pipeline, run_key, run_one
-from genaug.bench.pretrain import ensure_base_classifier, load_base_data
-from genaug.bench.runs import append_run, read_runs
-from genaug.bench.workers import check_workers, run_in_workers
-from genaug.data import ImageDataset, batch_indices, few_shot_split, load_dataset
+from genaug.bench.learn.base_classifier import ensure_base_classifier, load_base_data
+from genaug.bench.learn.classifier import check_model_name, create_classifier
+from genaug.bench.plan.arms import Arm, Grid, plan_grid
+from genaug.bench.plan.config import CONFIG_NAME, GENERATORS_DIR, RUNS_NAME, BenchConfig
+from genaug.bench.plan.splits import check_sources, make_split, more_real_support, prepare_episodes
+from genaug.bench.report import write_report
+from genaug.bench.run.cache import GeneratorCache
+from genaug.bench.run.folder import prepare_out, resume_queries
+from genaug.bench.run.ledger import append_run, read_runs
+from genaug.bench.run.measure import run_key, run_one
+from genaug.bench.run.preview import preview_rows
+from genaug.bench.run.torchrun import BenchShare, prepare_out_on_main
+from genaug.bench.run.workers import check_workers, run_in_workers
+from genaug.data import ImageDataset, few_shot_split, load_dataset
 from genaug.errors import GenaugError
-from genaug.io import atomic_write_json
 
-__all__ = [
-    "Arm",
-    "BenchConfig",
-    "BenchResult",
-    "GeneratorSettings",
-    "build_bench_config",
-    "load_bench_config",
-    "parse_int_list",
-    "parse_seeds",
-    "plan_arms",
-    "report_bench",
-    "run_bench",
-]
-
-
-# ---------------------------------------------------------------------------- run folder
-def _prepare_out(config: BenchConfig) -> Path:
-    out = Path(config.out)
-    saved = out / CONFIG_NAME
-    if out.exists() and not out.is_dir():
-        raise GenaugError(f"{out} is a file, not a folder; choose another --out.")
-    lock.hold(out)  # one writer per folder: a second is refused here, before any write
-    if lock.contents(out):  # files other than the lock's
-        if not saved.is_file():
-            raise GenaugError(
-                f"{out} holds files that are not a genaug bench, so the bench will not write "
-                "there; choose another --out."
-            )
-        try:
-            previous = json.loads(saved.read_text())
-        except (OSError, json.JSONDecodeError):
-            previous = None
-        if config.overwrite:
-            lock.clear(out)  # all but the lock, which stays held
-        elif not config.resume:
-            raise GenaugError(
-                f"{out} already holds a bench; pass --resume to continue it (same settings), "
-                "--overwrite to replace it, or choose another --out."
-            )
-        elif not isinstance(previous, dict):
-            raise GenaugError(
-                f"{saved} is unreadable, so the bench there cannot be resumed; pass "
-                "--overwrite to replace it."
-            )
-        else:
-            changed = config.differences(previous)
-            if changed:
-                raise GenaugError(
-                    f"{out} holds a bench with different settings ({', '.join(changed)}); resume "
-                    "with the same settings, or pass --overwrite to replace it."
-                )
-            # Keep the settings of generators trained before that this config does not name.
-            merged = dict(previous.get("generators") or {})
-            merged.update(config.generators)
-            config.generators = merged
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(saved, config.to_dict())
-    return out
+__all__ = ["BenchResult", "report_bench", "run_bench"]
 
 
 # ---------------------------------------------------------------------------- running
@@ -131,8 +66,8 @@ def _run_in_order(
     dataset: ImageDataset,
     tasks: list[tuple[int, int, Arm]],
     cache: GeneratorCache,
-    finished: Any,
-    bar: Any,
+    finished: Callable[[dict[str, Any]], None],
+    bar: tqdm,
 ) -> None:
     """The runs one after the other in this process (one split per cell)."""
     cell, split, more_real = None, None, None
@@ -144,20 +79,6 @@ def _run_in_order(
             more_real = more_real_support(config, dataset, shots, seed)
         bar.set_postfix_str(f"{shots}-shot seed {seed} {arm.label}")
         finished(run_one(config, arm, shots, seed, split, more_real, cache))
-
-
-def _resume_queries(config: BenchConfig) -> None:
-    """Resuming an episodic bench keeps its test images: unset ``queries`` takes the saved value
-    (resolved from the shots it started with), not one resolved from narrowed ``--shots``."""
-    saved = Path(config.out) / CONFIG_NAME
-    if config.queries is not None or not config.resume or not saved.is_file():
-        return
-    try:
-        queries = json.loads(saved.read_text()).get("queries")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return  # _prepare_out says what is wrong with the folder
-    if isinstance(queries, int) and not isinstance(queries, bool):
-        config.queries = queries
 
 
 def _check_shots(config: BenchConfig, dataset: ImageDataset, arms: list[Arm]) -> None:
@@ -198,7 +119,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     arms = plan.arms
     _check_shots(config, dataset, arms)
     if config.ways:  # episodic: resolve the test images per class, refuse unfit sources
-        _resume_queries(config)
+        resume_queries(config)
         prepare_episodes(config, dataset, arms)
         check_sources(config, dataset, arms)
     base = load_base_data(config, dataset) if any(a.base for a in arms) else None
@@ -213,7 +134,7 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     for name in sorted(used):  # record every generator's resolved settings
         config.generators[name] = dataclasses.asdict(config.generator_settings(name))
     distributed.init(config.device)  # joins a torchrun job: ranks share the grid by seed
-    out = prepare_out_on_main(config, _prepare_out)
+    out = prepare_out_on_main(config, prepare_out)
     share = BenchShare(config, out)
     runs_path = share.runs_path  # runs.jsonl, or runs.rank{r}.jsonl under torchrun
     if base is not None:  # trained once, by rank 0, before any run starts from it
@@ -281,11 +202,9 @@ def _write_report(
     command: str | None,
     skipped: list[dict[str, str]],
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    from genaug.bench.report import write_report
-
     arms, grid = plan.arms, plan.runs(config.seeds)
     records = [done[run_key(k, s, a)] for k, s, a in grid if run_key(k, s, a) in done]
-    preview = _preview_rows(config, arms, dataset, cache) if config.preview else []
+    preview = preview_rows(config, arms, dataset, cache) if config.preview else []
     return write_report(
         out,
         config=config.to_dict(),
@@ -300,39 +219,3 @@ def _write_report(
         command=command,
         skipped=skipped,
     )
-
-
-def _preview_rows(
-    config: BenchConfig, arms: list[Arm], dataset: ImageDataset, cache: GeneratorCache
-) -> list[tuple[str, torch.Tensor]]:
-    """A few training images per arm after augmentation (first shot count, first seed)."""
-    shots, seed = config.shots[0], config.seeds[0]
-    split = make_split(config, dataset, shots, seed)
-    rows: list[tuple[str, torch.Tensor]] = []
-    state = torch.random.get_rng_state()
-    try:
-        for arm in arms:
-            labeled = split.labeled
-            if arm.recipe.more_real:
-                labeled = more_real_support(config, dataset, shots, seed)
-            generator = None
-            if arm.recipe.generative is not None:
-                got = cache.get(
-                    arm.recipe.generative.generator, arm.source, seed, shots, split.labeled, False
-                )
-                if got is None:  # not trained yet (a partial report): leave the arm out
-                    continue
-                generator = got[0]
-            index = batch_indices(0, config.preview, len(labeled), seed)
-            images, labels = labeled.images[index], labeled.targets[index]
-            augment_seed = stable_seed(seed, shots, arm.key)
-            pipeline = arm_pipeline(config, arm, generator, augment_seed, split, cache)
-            torch.manual_seed(augment_seed)
-            if pipeline is not None:  # show the generated share at its largest
-                warmup = arm.recipe.generative and arm.recipe.generative.schedule == "warmup"
-                pipeline.set_progress(1.0 if warmup else 0.0)
-                images, labels = pipeline(images, labels)
-            rows.append((arm.label, images))
-    finally:
-        torch.random.set_rng_state(state)
-    return rows

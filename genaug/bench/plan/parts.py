@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genaug.bench.pretrain import BASE_PREFIX, split_start
-from genaug.bench.recipes import parse_condition, split_conditions
+from genaug.bench.plan.recipes import BASE_PREFIX, parse_condition, split_conditions, split_start
 from genaug.errors import GenaugError
 
 __all__ = ["PART_KEYS", "condition_names", "normalise_parts", "parts_axes"]

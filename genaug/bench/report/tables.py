@@ -1,93 +1,29 @@
-"""The benchmark's ``summary.md``: settings, one table per shot count, the targets.
-
-Accuracies are percentages and differences percentage points ("pp"), from the summary of
-:func:`~genaug.bench.summary.build_summary`.
-"""
+"""The tables of a bench report: per shot count, one row per condition (accuracy, paired
+differences, costs), and the targets (the best classic+generative condition per generator source
+against the best classic one). Accuracies are percentages, differences percentage points."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from genaug.bench.cells import interval as _interval
-from genaug.bench.cells import p_value as _p
-from genaug.bench.cells import pct as _pct
-from genaug.bench.cells import signed as _signed
-from genaug.bench.cells import versus as _versus
-from genaug.bench.summary import SIGNIFICANCE, TARGET_ERROR_CUT
-from genaug.bench.transfer_markdown import (
-    episode_bullet,
-    pipelines_section,
-    references_section,
-    test_bullet,
-    verdict_lines,
-)
+from genaug.bench.report.cells import interval as _interval
+from genaug.bench.report.cells import p_value as _p
+from genaug.bench.report.cells import pct as _pct
+from genaug.bench.report.cells import signed as _signed
+from genaug.bench.report.cells import versus as _versus
+from genaug.bench.report.summary import SIGNIFICANCE, TARGET_ERROR_CUT
 
-__all__ = ["format_markdown"]
+__all__ = ["shot_tables", "targets_section"]
 
 
 def _seconds(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-_SOURCES = {
-    "labeled": "`labeled` = the k-shot images with their labels only",
-    "pool": "`pool` = every training image with its label hidden (the semi-supervised setting: "
-    "the pool's labels are never used)",
-    "checkpoint": "`checkpoint` = a generator trained beforehand, given by its folder",
-}
-
-
-def _sources_bullet(config: dict[str, Any]) -> str:
-    """What each generator source of this bench means (only the sources it names)."""
-    named = [str(s).split(":", 1)[0] for s in config.get("generator_data") or []]
-    parts = [_SOURCES[s] for s in _SOURCES if s in named]
-    return f"- Generator data: {'; '.join(parts)}." if parts else "- No generator data."
-
-
-def format_markdown(summary: dict[str, Any]) -> str:
-    """The report as Markdown: settings, one table per shot count, the targets."""
-    config = summary["config"]
-    seeds = config["seeds"]
-    unit = "episodes" if config.get("ways") else "seeds"  # the episodic protocol's seeds
-    lines = [f"# genaug bench: {config['data']}, timm {config['model']}", ""]
-    lines += verdict_lines(summary)
-    if summary.get("command"):
-        lines += ["Command:", "", f"    {summary['command']}", ""]
-    if not summary["complete"]:
-        lines += [
-            f"**Partial results: {summary['runs_found']} of {summary['runs_expected']} runs "
-            f"finished.** Statistics below use the {unit} each cell has.",
-            "",
-        ]
-    lines += [
-        episode_bullet(config)
-        if config.get("ways")
-        else f"- {len(seeds)} seeds ({', '.join(map(str, seeds))}); each seed draws its own "
-        "k-shot subset, classifier initialisation and generator; all conditions of a seed share "
-        "the subset, the initial weights and the batch order (paired design).",
-        f"- Classifier: timm `{config['model']}` "
-        f"({'weights from ' + config['pretrained_file'] if config['pretrained_file'] else 'from scratch'}), "
-        f"{config['image_size']} px, {config['steps']} steps of batch {config['batch_size']}, "
-        f"AdamW (lr {config['lr']}, weight decay {config['weight_decay']}) with a one-cycle "
-        "schedule, the same for every condition.",
-        test_bullet(config)
-        if config.get("ways")
-        else f"- Test set: a fixed real {config['test_fraction']:.0%} of every class "
-        f"(test seed {config['test_seed']}), the same for every seed and condition.",
-        _sources_bullet(config),
-        f"- Accuracy: mean over {unit} [95% t-interval, clipped to 0-100], in %. Δ: paired mean difference in "
-        "percentage points [95% interval]; p: two-sided paired t-test / Wilcoxon signed-rank. "
-        "The best classic condition is chosen per shot count after the fact (the strongest "
-        "baseline, so the comparison is never against a weak one). Error cut: the share of the "
-        "best classic condition's errors removed.",
-        "- Cost: augmentation ms per step and classifier training seconds per run (mean); "
-        "generator s: the one-off training of the generator a run used (mean per generator).",
-        "",
-    ]
-    for item in summary.get("skipped") or []:
-        lines += [f"- Not run: {item['arm']} ({item['reason']})"]
-    if summary.get("skipped"):
-        lines.append("")
+def shot_tables(summary: dict[str, Any]) -> list[str]:
+    """One ``## K shots per class`` table per shot count, and the cells it did not run."""
+    unit = "episodes" if summary["config"].get("ways") else "seeds"
+    lines: list[str] = []
     header = (
         f"| condition | generator data | {unit} | accuracy % | macro-F1 % | Δ vs none | "
         "Δ vs best classic | p (t / W) | error cut | aug ms/step | train s | generator s |"
@@ -127,8 +63,12 @@ def format_markdown(summary: dict[str, Any]) -> str:
                 for source, conditions in not_run.items()
             ]
             lines += [f"Not run at this shot count - {'; '.join(groups)}.", ""]
-    lines += references_section(summary)
-    lines += pipelines_section(summary)
+    return lines
+
+
+def targets_section(summary: dict[str, Any]) -> list[str]:
+    """``## Targets`` (empty when the grid has no classic+generative condition to judge)."""
+    lines: list[str] = []
     if summary["targets"]:
         # The real-images lines (and their column) exist only for neighbour walks on a pool.
         real = any(t.get("output", "generated") != "generated" for t in summary["targets"])
@@ -185,4 +125,4 @@ def format_markdown(summary: dict[str, Any]) -> str:
             cells += [_versus(t.get("vs_real_images"))] if real else []
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    return "\n".join(lines)
+    return lines

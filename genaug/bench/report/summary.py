@@ -11,8 +11,8 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from genaug.bench.stats import error_rate_reduction, paired_comparison, summarize
-from genaug.bench.transfer_summary import compare_pipelines
+from genaug.bench.report.pipelines import compare_pipelines
+from genaug.bench.report.statistics import error_rate_reduction, paired_comparison, summarize
 from genaug.train.stats import checkpoint_training_facts
 
 __all__ = ["SIGNIFICANCE", "TARGET_ERROR_CUT", "build_summary"]
@@ -90,7 +90,7 @@ def build_summary(
             rows.append(row)
         measured = [r for r in rows if r["n"]]
         # The baselines train from scratch; base: rows (a base-pretrained classifier) are
-        # compared in their own section (bench/transfer_summary.py).
+        # compared in their own section (:mod:`~genaug.bench.report.pipelines`).
         scratch = [r for r in measured if r.get("start", "scratch") == "scratch"]
         classic = [r for r in scratch if r["kind"] == "classic"]
         best = max(classic, key=lambda r: r["accuracy"]["mean"]) if classic else None

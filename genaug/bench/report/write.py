@@ -3,8 +3,9 @@
 Everything here is computed from the finished runs (the ``runs.jsonl`` records), so a report can
 be written for a partial grid too; it then says how many runs are missing. Accuracies are
 fractions in the JSON and percentages (or percentage points, "pp") in the Markdown and plots.
-The parts: :mod:`~genaug.bench.summary` (the statistics), :mod:`~genaug.bench.markdown` (the
-tables) and :mod:`~genaug.bench.figures` (the plots and the preview).
+The parts: :mod:`~genaug.bench.report.summary` (the statistics),
+:mod:`~genaug.bench.report.markdown` (the tables) and :mod:`~genaug.bench.report.figures` (the
+plots and the preview).
 """
 
 from __future__ import annotations
@@ -14,20 +15,12 @@ from typing import Any
 
 import torch
 
-from genaug.bench.figures import error_extents, plot_accuracy, plot_gain, save_preview
-from genaug.bench.markdown import format_markdown
-from genaug.bench.summary import build_summary
+from genaug.bench.report.figures import plot_accuracy, plot_gain, save_preview
+from genaug.bench.report.markdown import format_markdown
+from genaug.bench.report.summary import build_summary
 from genaug.io import atomic_write_json, atomic_write_text
 
-__all__ = [
-    "build_summary",
-    "error_extents",
-    "format_markdown",
-    "plot_accuracy",
-    "plot_gain",
-    "save_preview",
-    "write_report",
-]
+__all__ = ["write_report"]
 
 
 def write_report(

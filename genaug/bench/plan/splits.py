@@ -1,4 +1,5 @@
-"""The episodic few-shot protocol of ``genaug bench`` (``BenchConfig.ways`` set).
+"""The images of a grid cell (shots, seed): the fixed-test-set few-shot split, or with
+``BenchConfig.ways`` set, an episode of the episodic few-shot protocol.
 
 An episode draws ``ways`` classes of the evaluated data (the *new* classes) and ``shots`` images
 of each; the classifier learns the episode's labels ``0..ways-1`` from those shots and is tested
@@ -23,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from genaug.bench.plan.arms import Arm
+from genaug.bench.plan.config import BenchConfig
 from genaug.data import (
     Episode,
     FewShotSplit,
@@ -33,13 +36,13 @@ from genaug.data import (
     sample_episode,
 )
 from genaug.errors import GenaugError
+from genaug.models import load_generator
+from genaug.models.base import Generator
 
 __all__ = [
+    "CellSplit",
     "EpisodeSplit",
-    "check_episodic_settings",
     "check_sources",
-    "episodes_as_seeds",
-    "episodes_setting",
     "make_split",
     "more_real_support",
     "prepare_episodes",
@@ -57,54 +60,14 @@ class EpisodeSplit:
     episode: Episode
 
 
-def episodes_as_seeds(value: Any) -> list[int] | None:
-    """The ``episodes`` setting as the grid's seeds: ``30`` -> episodes 0..29, a list as is
-    (None: None)."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise GenaugError(f"episodes must be a count >= 1 or a list, got {value!r}.")
-        return list(range(value))
-    if isinstance(value, list) and value:
-        return list(value)  # BenchConfig.validate checks the values as seeds
-    raise GenaugError(
-        f"episodes must be a count (30: episodes 0-29) or a list of episode numbers, got {value!r}."
-    )
+CellSplit = FewShotSplit | EpisodeSplit  # what make_split gives: .labeled and .test
 
 
-def episodes_setting(values: dict[str, Any], where: str) -> dict[str, Any]:
-    """A config file's settings with ``episodes`` (the episodic name of the seeds axis) turned
-    into ``seeds``; both at once are refused."""
-    if "episodes" not in values:
-        return values
-    if "seeds" in values:
-        raise GenaugError(
-            f"{where} sets both seeds and episodes; in an episodic bench the episodes are the "
-            "seeds, so keep one."
-        )
-    values = dict(values)
-    values["seeds"] = episodes_as_seeds(values.pop("episodes"))
-    return values
-
-
-def check_episodic_settings(config: Any) -> None:
-    """Refuse ``ways`` / ``queries`` values no episode can use (one sentence)."""
-    for key, low in (("ways", 2), ("queries", 1)):
-        value = getattr(config, key)
-        if value is not None and (type(value) is not int or value < low):
-            raise GenaugError(f"{key} must be a whole number >= {low} (or unset), got {value!r}.")
-    if config.queries is not None and config.ways is None:
-        raise GenaugError(
-            "queries sets the test images per class of an episode; set ways too (e.g. --ways 20)."
-        )
-
-
-def _needs_more_real(arms: list[Any]) -> bool:
+def _needs_more_real(arms: list[Arm]) -> bool:
     return any(arm.recipe.more_real for arm in arms)
 
 
-def prepare_episodes(config: Any, dataset: ImageDataset, arms: list[Any]) -> None:
+def prepare_episodes(config: BenchConfig, dataset: ImageDataset, arms: list[Arm]) -> None:
     """Resolve ``config.queries`` and check that every episode fits, before any run.
 
     The test images per class default to the smallest class size minus ``max(shots) x
@@ -139,7 +102,7 @@ def prepare_episodes(config: Any, dataset: ImageDataset, arms: list[Any]) -> Non
         raise GenaugError(f"{what} {largest} shots per class do not fit: {exc}") from None
 
 
-def make_split(config: Any, dataset: ImageDataset, shots: int, seed: int) -> Any:
+def make_split(config: BenchConfig, dataset: ImageDataset, shots: int, seed: int) -> CellSplit:
     """The labelled/test split of a (shots, seed) cell: episode ``seed`` when ``config.ways``
     is set, else the fixed-test-set few-shot split of :func:`genaug.data.few_shot_split`."""
     if not config.ways:
@@ -149,7 +112,9 @@ def make_split(config: Any, dataset: ImageDataset, shots: int, seed: int) -> Any
     return EpisodeSplit(support, query, episode)
 
 
-def more_real_support(config: Any, dataset: ImageDataset, shots: int, seed: int) -> ImageDataset:
+def more_real_support(
+    config: BenchConfig, dataset: ImageDataset, shots: int, seed: int
+) -> ImageDataset:
     """The more-real reference's shots: ``factor x shots`` of episode ``seed``'s classes (its
     first ``shots`` are the cell's shots; its test images are the cell's)."""
     more = shots * config.more_real_factor
@@ -162,7 +127,7 @@ def more_real_support(config: Any, dataset: ImageDataset, shots: int, seed: int)
     return episode.support(dataset)
 
 
-def training_class_names(model: Any) -> list[str] | None:
+def training_class_names(model: Generator) -> list[str] | None:
     """The classes a generator was trained on, as its checkpoint records them (None: unknown).
 
     ``genaug train`` records them in the data description (also for unlabelled training);
@@ -175,13 +140,11 @@ def training_class_names(model: Any) -> list[str] | None:
     return names if getattr(model, "num_classes", 0) and names else None
 
 
-def check_sources(config: Any, dataset: ImageDataset, arms: list[Any]) -> dict[str, Any]:
+def check_sources(config: BenchConfig, dataset: ImageDataset, arms: list[Arm]) -> dict[str, Any]:
     """Refuse generator data that would see the evaluated classes' test images or classes.
 
     Returns, per checkpoint source, what was checked (recorded in the bench config's report).
     """
-    from genaug.models import load_generator
-
     checked: dict[str, Any] = {}
     for arm in arms:
         source = arm.source
@@ -215,7 +178,7 @@ def check_sources(config: Any, dataset: ImageDataset, arms: list[Any]) -> dict[s
                 f"the generator in {path} was trained on classes this bench evaluates - {exc}"
             ) from None
         checked[source] = {"path": path, "training_classes": len(names), "overlap": 0}
-    spec = getattr(config, "pretrain_generator", None)
+    spec = config.pretrain_generator
     if spec and any(arm.base for arm in arms):  # the base classifier learns from its variations
         path = spec.partition(":")[2] if spec.startswith("checkpoint:") else spec
         names = training_class_names(load_generator(path))
