@@ -16,9 +16,8 @@ classifier on the real training part, and reports:
 
 Each generator number comes with the score of the real held-out test part (``*_real``), which
 is what a generator drawing fresh images from the data distribution would get at that sample
-size: the numbers are read against it, not against 0 or 1. Each number is one step below
-(``_conditional_accuracy``, ``_feature_metrics``, ``_cas``, ``_memorisation_metrics``); the real
-data is prepared in :mod:`genaug.eval.real`, the generator sampled in
+size: the numbers are read against it, not against 0 or 1. Each number is one step of
+:mod:`genaug.eval.measures`; the real data is prepared in :mod:`genaug.eval.real`, the generator sampled in
 :mod:`genaug.eval.samples`, the judge cached by
 :func:`~genaug.eval.reference.reference_classifier_for`, the figures drawn by
 :mod:`genaug.eval.figures` and the table by :mod:`genaug.eval.table`.
@@ -38,24 +37,19 @@ import torch
 from torch import Tensor
 
 from genaug.data import ImageDataset, train_test_split
-from genaug.data.convert import to_uint8_images
 from genaug.device import resolve_device
 from genaug.errors import GenaugError
-from genaug.eval.metrics import (
-    Memorisation,
-    agreement,
-    frechet_distance,
-    memorisation,
-    precision_recall,
+from genaug.eval.measures import (
+    cas_metrics,
+    conditional_accuracy,
+    feature_metrics,
+    judge_facts,
+    judge_sees,
+    memorisation_metrics,
 )
+from genaug.eval.metrics import Memorisation
 from genaug.eval.real import match_images, prepare_real_data
-from genaug.eval.reference import (
-    CLASSIFIER_SEED,
-    ReferenceClassifier,
-    accuracy,
-    reference_classifier_for,
-    train_reference_classifier,
-)
+from genaug.eval.reference import CLASSIFIER_SEED, reference_classifier_for
 from genaug.eval.samples import draw_samples, load_model
 from genaug.eval.table import format_metrics
 from genaug.io import atomic_write_json, check_writable, os_errors_as_sentences
@@ -105,133 +99,6 @@ def _split_real(
     return train_part, test_part
 
 
-@dataclass
-class _Seen:
-    """What the judge sees: features (N, F) of each image set and its predicted classes (N,)."""
-
-    train_features: Tensor
-    test_features: Tensor
-    test_predictions: Tensor
-    fake_features: Tensor
-    fake_predictions: Tensor
-    reference_accuracy: float  # the judge's accuracy on the real test part
-
-
-def _judge_sees(
-    judge: ReferenceClassifier,
-    train_images: Tensor,
-    test_images: Tensor,
-    test_part: ImageDataset,
-    samples: Tensor,
-) -> _Seen:
-    train_features, _ = judge.embed(train_images)
-    test_features, test_predictions = judge.embed(test_images)
-    fake_features, fake_predictions = judge.embed(samples)
-    return _Seen(
-        train_features,
-        test_features,
-        test_predictions,
-        fake_features,
-        fake_predictions,
-        agreement(test_predictions, test_part.targets),
-    )
-
-
-def _conditional_accuracy(seen: _Seen, labels: Tensor | None) -> dict[str, Any]:
-    """How often the judge names the class a conditional generator was asked for."""
-    value = agreement(seen.fake_predictions, labels) if labels is not None else None
-    return {
-        "conditional_accuracy": _round(value),
-        "conditional_accuracy_real": _round(seen.reference_accuracy),
-    }
-
-
-def _feature_metrics(
-    seen: _Seen, n_samples: int, seed: int, k: int, device: torch.device
-) -> dict[str, Any]:
-    """Realism and coverage in the judge's features: Frechet distance, precision / recall.
-
-    Precision / recall compare sets of equal size (the radii depend on it): the training
-    features are subsampled to the sample count (and to the test count for the real line).
-    """
-    train_features = seen.train_features
-    pick = torch.Generator().manual_seed(seed)
-    real_for_pr = train_features[torch.randperm(len(train_features), generator=pick)[:n_samples]]
-    real_for_test = train_features[torch.randperm(len(train_features), generator=pick)]
-    real_for_test = real_for_test[: len(seen.test_features)]
-    pr = precision_recall(real_for_pr, seen.fake_features, k=k, device=device)
-    pr_real = precision_recall(real_for_test, seen.test_features, k=k, device=device)
-    fd = frechet_distance(train_features, seen.fake_features)
-    fd_real = frechet_distance(train_features, seen.test_features)
-    return {
-        "frechet_distance": _round(fd),
-        "frechet_distance_real": _round(fd_real),
-        "precision": _round(pr.precision),
-        "recall": _round(pr.recall),
-        "precision_real": _round(pr_real.precision),
-        "recall_real": _round(pr_real.recall),
-        "k": k,
-    }
-
-
-def _cas(
-    model: Generator,
-    samples: Tensor,
-    labels: Tensor | None,
-    seen: _Seen,
-    test_part: ImageDataset,
-    classifier_steps: int,
-    seed: int,
-    device: torch.device,
-) -> dict[str, Any]:
-    """Usefulness: a classifier trained on samples only (CAS), tested on real test images."""
-    cas = cas_ratio = None
-    if labels is not None:
-        synthetic = ImageDataset(
-            to_uint8_images(samples),
-            labels,
-            model.class_names,
-            {"spec": "synthetic", "family": model.family, "seed": seed},
-        )
-        cas_model = train_reference_classifier(
-            synthetic, steps=classifier_steps, seed=CLASSIFIER_SEED, device=str(device)
-        )
-        cas = accuracy(cas_model, test_part)
-        reference = seen.reference_accuracy
-        cas_ratio = cas / reference if reference > 0 else None
-    return {
-        "cas": _round(cas),
-        "cas_real": _round(seen.reference_accuracy),
-        "cas_ratio": _round(cas_ratio),
-    }
-
-
-def _memorisation_metrics(
-    samples: Tensor,
-    train_images: Tensor,
-    test_images: Tensor,
-    relative_threshold: float,
-    seed: int,
-    device: torch.device,
-) -> tuple[Memorisation, dict[str, Any]]:
-    """Memorisation in pixel space (copies of training images are what would leak)."""
-    memo = memorisation(
-        samples, train_images, relative_threshold=relative_threshold, seed=seed, device=device
-    )
-    real = memorisation(test_images, train_images, threshold=memo.threshold, device=device)
-    typical = memo.typical_distance
-    return memo, {
-        "memorisation_share": _round(memo.share),
-        "memorisation_share_real": _round(real.share),
-        "nearest_distance_ratio": _round(_ratio(memo.distances, typical)),
-        "nearest_distance_ratio_real": _round(_ratio(real.distances, typical)),
-        "memorisation_space": "pixels",
-        "memorisation_threshold": _round(memo.threshold),
-        "memorisation_typical_distance": _round(typical),
-        "relative_threshold": relative_threshold,
-    }
-
-
 @contextmanager
 def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
     tick = time.perf_counter()
@@ -240,6 +107,30 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------ the evaluation
+def _check_measurable(model: Generator) -> None:
+    """Refuse a generator that does not draw images from noise: nothing here applies to it."""
+    if model.feature_space:  # makes features
+        raise GenaugError(
+            f"genaug evaluate measures images, which a {model.family} does not make (it makes "
+            "features); measure it with an episodic `genaug bench` (base:proto, base:probe)."
+        )
+    if model.image_conditioned:
+        raise GenaugError(
+            f"genaug evaluate measures images drawn from noise, which a {model.family} generator "
+            "does not make (it varies given images); measure it with an episodic `genaug bench`."
+        )
+
+
+@dataclass(frozen=True)
+class _Output:
+    """Where an evaluation writes: ``folder`` (None: nowhere) gets the JSON ``metrics_name``
+    and, with ``plot``, the figures named after its stem."""
+
+    folder: Path | None
+    metrics_name: str
+    plot: bool
+
+
 def evaluate_generator(
     checkpoint_or_model: Generator | str | os.PathLike,
     data: ImageDataset | str | None = None,
@@ -288,16 +179,7 @@ def evaluate_generator(
     _check_arguments(n_samples, classifier_steps, k)
     dev = resolve_device(device)
     model, checkpoint = load_model(checkpoint_or_model, dev)
-    if model.feature_space:  # makes features: nothing here applies to it
-        raise GenaugError(
-            f"genaug evaluate measures images, which a {model.family} does not make (it makes "
-            "features); measure it with an episodic `genaug bench` (base:proto, base:probe)."
-        )
-    if model.image_conditioned:  # refused before the judge trains: nothing here applies to it
-        raise GenaugError(
-            f"genaug evaluate measures images drawn from noise, which a {model.family} generator "
-            "does not make (it varies given images); measure it with an episodic `genaug bench`."
-        )
+    _check_measurable(model)  # before the judge trains
     real = prepare_real_data(data, model)
     train_part, test_part = _split_real(real, test_fraction, test_seed, k)
     out = Path(out_dir) if out_dir is not None else None
@@ -313,41 +195,26 @@ def evaluate_generator(
     with _timed(timings, "sampling"):
         samples, labels = draw_samples(model, n_samples, seed)
     train_images, test_images = train_part.float_images(), test_part.float_images()
-    seen = _judge_sees(judge, train_images, test_images, test_part, samples)
+    seen = judge_sees(judge, train_images, test_images, test_part, samples)
     # 3. Realism and coverage; 4. usefulness; 5. memorisation.
     with _timed(timings, "feature_metrics"):
-        features = _feature_metrics(seen, n_samples, seed, k, dev)
+        features = feature_metrics(seen, n_samples, seed, k, dev)
     with _timed(timings, "cas"):
-        cas = _cas(model, samples, labels, seen, test_part, classifier_steps, seed, dev)
+        cas = cas_metrics(model, samples, labels, seen, test_part, classifier_steps, seed, dev)
     with _timed(timings, "memorisation"):
-        memo, copies = _memorisation_metrics(
+        memo, copies = memorisation_metrics(
             samples, train_images, test_images, relative_threshold, seed, dev
         )
 
     metrics: dict[str, Any] = {
         "checkpoint": checkpoint,
-        "family": model.family,
-        "conditional": model.conditional,
-        "image_size": model.image_size,
-        "channels": model.channels,
-        "data": {
-            "spec": real.description.get("spec"),
-            "train_count": len(train_part),
-            "test_count": len(test_part),
-            "test_fraction": test_fraction,
-            "test_seed": test_seed,
-        },
+        **{key: getattr(model, key) for key in ("family", "conditional", "image_size", "channels")},
+        "data": _data_facts(real, train_part, test_part, test_fraction, test_seed),
         "n_samples": n_samples,
         "seed": seed,
         "device": str(dev),
-        "reference_classifier": {
-            "steps": classifier_steps,
-            "test_accuracy": _round(seen.reference_accuracy),
-            "reused_from_cache": reused,
-            "cache": str(cache_dir) if cache_dir is not None else None,
-            "features": int(seen.train_features.shape[1]),
-        },
-        **_conditional_accuracy(seen, labels),
+        "reference_classifier": judge_facts(seen, classifier_steps, reused, cache_dir),
+        **conditional_accuracy(seen, labels),
         **features,
         **cas,
         **copies,
@@ -355,36 +222,57 @@ def evaluate_generator(
         "timings_seconds": {name: round(t, 2) for name, t in timings.items()},
         "files": {},
     }
-    _write(metrics, out, metrics_name, plot, model, samples, train_images, memo, seed, started)
+    output = _Output(out, metrics_name, plot)
+    _write(metrics, output, model=model, samples=samples, train_images=train_images, memo=memo)
+    _finish(metrics, output, started)
     return metrics
+
+
+def _data_facts(
+    real: ImageDataset,
+    train_part: ImageDataset,
+    test_part: ImageDataset,
+    test_fraction: float,
+    test_seed: int,
+) -> dict[str, Any]:
+    """The real data an evaluation compared with, as its JSON records it."""
+    return {
+        "spec": real.description.get("spec"),
+        "train_count": len(train_part),
+        "test_count": len(test_part),
+        "test_fraction": test_fraction,
+        "test_seed": test_seed,
+    }
 
 
 def _write(
     metrics: dict[str, Any],
-    out: Path | None,
-    metrics_name: str,
-    plot: bool,
+    output: _Output,
+    *,
     model: Generator,
     samples: Tensor,
     train_images: Tensor,
     memo: Memorisation,
-    seed: int,
-    started: float,
 ) -> None:
-    """Add the figures (with ``plot``) and the total seconds; write the JSON into ``out``."""
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        stem = Path(metrics_name).stem
-        if plot:
-            from genaug.eval.figures import save_evaluation_figures
+    """Draw the figures (with ``plot``) into the output folder and name the files in ``metrics``."""
+    if output.folder is None:
+        return
+    output.folder.mkdir(parents=True, exist_ok=True)
+    if output.plot:
+        from genaug.eval.figures import save_evaluation_figures
 
-            metrics["files"] = save_evaluation_figures(
-                model, samples, train_images, memo, out, stem, seed
-            )
-        metrics["files"]["metrics"] = str(out / metrics_name)
+        stem = Path(output.metrics_name).stem
+        metrics["files"] = save_evaluation_figures(
+            model, samples, train_images, memo, output.folder, stem, metrics["seed"]
+        )
+    metrics["files"]["metrics"] = str(output.folder / output.metrics_name)
+
+
+def _finish(metrics: dict[str, Any], output: _Output, started: float) -> None:
+    """Add the total seconds; write the JSON into the output folder."""
     metrics["seconds"] = round(time.perf_counter() - started, 2)
-    if out is not None:
-        atomic_write_json(out / metrics_name, metrics)
+    if output.folder is not None:
+        atomic_write_json(output.folder / output.metrics_name, metrics)
 
 
 def _check_writable_folders(out: Path | None, cache_dir: str | os.PathLike | None) -> None:
@@ -397,12 +285,3 @@ def _check_writable_folders(out: Path | None, cache_dir: str | os.PathLike | Non
         if folder is not None:
             with os_errors_as_sentences(f"write the evaluation's files in {folder}", fix):
                 check_writable(folder)
-
-
-def _ratio(distances: Tensor, typical: float) -> float | None:
-    """Median distance to the nearest training image, over the typical one (1 = like real)."""
-    return float(distances.median()) / typical if typical > 0 else None
-
-
-def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(float(value), digits)
