@@ -73,9 +73,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(args.out or scratch) / "hallucinator"
-        steps = 4 if args.tiny else 1000
+        steps = 4 if args.tiny else 300
         result = train_hallucinator(
-            extractor, base, out, steps=steps, checkpoint_every=steps, progress=not args.tiny
+            extractor, base, out, steps=steps, checkpoint_every=steps, progress=False
         )
         hallucinated = fit_few_shot(
             extractor,
