@@ -203,7 +203,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         with os_errors_as_sentences(f"write the samples under --out {out}", then=again):
             # One writer per folder: rank 0 holds DIR/ while the job writes; a refusal reaches all.
             distributed.run_on_main(lambda: lock.hold(out), "locking the sample folder")
-            export_synthetic_set(model, out, args.n, seed=args.seed)  # shared among ranks
+            try:
+                export_synthetic_set(model, out, args.n, seed=args.seed)  # shared among ranks
+            finally:
+                lock.release(out)
         if distributed.is_main():
             print(f"wrote {args.n} samples as an ImageFolder tree under {out}")
     return 0
@@ -307,8 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = shlex.join(["genaug", *argv])  # what a report quotes
     started = time.perf_counter()
     try:
-        # A folder a command locked is given back when it returns.
-        with lock.scope(), notices_as_lines():
+        with notices_as_lines():
             status = COMMANDS[args.command](args)
         if args.command in ("train", "demo") and distributed.is_main():
             print(f"done in {time.perf_counter() - started:.1f} s")

@@ -143,17 +143,27 @@ def test_a_lock_that_wrote_nothing_leaves_the_folder_as_it_was(tmp_path):
     assert os.listdir(foreign) == ["notes.txt"]
 
 
-def test_hold_is_reentrant_scoped_and_covers_the_folders_inside(tmp_path):
-    run = tmp_path / "bench"
-    with lock.scope():
-        lock.hold(run)
-        with lock.scope():
-            lock.hold(run)
-            inner = lock.hold(run / "generators" / "vae")  # the bench's generator runs
-            assert inner.is_dir() and os.listdir(inner) == []  # no lock of its own
-        assert lock.held_here(run)  # the inner scope gave back only its own hold
-        assert not lock.held_here(inner)
-    assert not lock.held_here(run) and lock.holder(run) is None
+def test_an_entry_point_locks_once_and_what_runs_inside_it_takes_no_lock(tmp_path, tiny_config):
+    from genaug.train import train
+
+    bench = tmp_path / "bench"
+    lock.hold(bench)  # an entry point (run_bench) takes its folder once
+    inner = tiny_config(out=str(bench / "generators" / "vae"))
+    train(inner, lock_folder=False)  # the bench's generator run: under the bench's lock
+    assert lock.held_here(bench) and not lock.held_here(inner.out)
+    assert not any(p.name in lock.LOCK_FILES for p in (bench / "generators").rglob("*"))
+    with pytest.raises(FolderBusy, match="by this process already"):
+        lock.hold(bench)  # a nested writer is a second writer
+    lock.release(bench)
+    assert not lock.held_here(bench) and lock.holder(bench) is None
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / HOLDER_NAME).write_text(json.dumps({"host": "gpu-node-7", "pid": 1}))
+    with pytest.raises(FolderBusy, match="gpu-node-7"):  # an entry point: it takes the lock
+        train(tiny_config(out=str(other)))
+    assert lock.contents(other) == [] and not lock.held_here(other)
+    assert train(tiny_config(out=str(tmp_path / "run"))).steps == 6
+    assert not lock.held_here(tmp_path / "run") and lock.holder(tmp_path / "run") is None
 
 
 def test_a_second_process_is_refused_with_the_holder_named(tmp_path, other):

@@ -34,18 +34,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genaug import distributed, lock
-from genaug.data import ImageDataset, batch_indices, load_dataset
-from genaug.data.pairs import check_pairable, pair_indices, pairable
+from genaug.data import ImageDataset, batch_indices
+from genaug.data.pairs import pair_indices, pairable
 from genaug.device import autocast_for, memory_format_for
 from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
 from genaug.models.base import Generator, validate_image_size
 from genaug.models.checkpoint import folder_step
 from genaug.models.diffaugment import diff_augment
-from genaug.models.registry import create_generator
 from genaug.plots import save_class_grid, save_loss_curve, save_variation_grid
 from genaug.train.config import TrainConfig
 from genaug.train.health import HealthWatch, TrainingDiverged, checkpoint_problem
+from genaug.train.inputs import build_model, training_data
 from genaug.train.run_folder import (
     RUN_CONFIG,
     choose_resume_checkpoint,
@@ -79,42 +79,6 @@ class TrainResult:
     losses: dict[str, float]  # the last logged losses
 
 
-def _build_model(config: TrainConfig, dataset: ImageDataset) -> Generator:
-    conditional = dataset.has_labels and not config.unlabeled
-    model = create_generator(
-        config.model,
-        image_size=config.image_size,
-        channels=dataset.channels,
-        num_classes=dataset.num_classes if conditional else 0,
-        **config.model_args,
-    )
-    if conditional:  # a pair family is not conditioned on them, but records what it learnt from
-        model.class_names = list(dataset.class_names)
-    model.data_description = dict(dataset.description)
-    # The classes the images came from, also when their labels are hidden: a user of the
-    # checkpoint can then refuse to evaluate it on classes it has seen (transfer benchmarks).
-    seen = sorted(set(dataset.targets.tolist()) - {-1}) or range(len(dataset.class_names))
-    model.data_description.setdefault("class_names", [dataset.class_names[c] for c in seen])
-    if model.trains_on_pairs:  # labels pair the images: refuse data that cannot be paired
-        check_pairable(dataset.targets, conditional, f"A {model.family} generator")
-    return model
-
-
-def _training_data(config: TrainConfig, dataset: ImageDataset | None) -> ImageDataset:
-    if dataset is None:
-        dataset = load_dataset(config.data, image_size=config.image_size, channels=config.channels)
-    elif dataset.image_size != config.image_size or (
-        config.channels is not None and dataset.channels != config.channels
-    ):
-        raise GenaugError(
-            f"The dataset holds {dataset.channels}x{dataset.image_size}px images but the run asks "
-            f"for {config.channels or dataset.channels}x{config.image_size}px; load it at that size."
-        )
-    if len(dataset) == 0:
-        raise GenaugError("The training dataset is empty; give it at least one image.")
-    return dataset
-
-
 @dataclass
 class _Run:
     """Everything the step loop uses, set up once by :func:`train`."""
@@ -136,26 +100,38 @@ class _Run:
     last_saved: int | None = None  # the step of the newest checkpoint this call wrote
 
 
-@lock.scoped  # the run folder's lock is given back when train returns
-def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResult:
+def train(
+    config: TrainConfig, dataset: ImageDataset | None = None, *, lock_folder: bool = True
+) -> TrainResult:
     """Train a generator as ``config`` says; ``dataset`` replaces ``config.data`` when given.
+
+    ``lock_folder``: hold the lock of ``config.out`` for the call (one writer per folder); False
+    when the caller's own lock covers it (a bench's generators, in the bench folder).
 
     Example: ``train(TrainConfig(model="vae", data="digits", out="runs/digits-vae"))``.
     Raises :class:`GenaugError` for bad settings (and OS errors, in one sentence) and
     :class:`TrainingDiverged` (keeping the last good checkpoint) when a loss becomes non-finite
     or explodes, the weights become non-finite or the samples collapse to one image.
     """
+    try:
+        return _train(config, dataset, lock_folder)
+    finally:
+        if lock_folder:
+            lock.release(config.out)  # taken by prepare_run_dir
+
+
+def _train(config: TrainConfig, dataset: ImageDataset | None, lock_folder: bool) -> TrainResult:
     config.validate()
     validate_image_size(config.image_size)
     started = time.perf_counter()
     device = distributed.init(config.device)  # this rank's device; joins a torchrun job
     # Refused now (several CPU processes) rather than at the first BatchNorm of the first step.
     sync_batchnorm = distributed.check_sync_batchnorm(config.sync_batchnorm, device)
-    dataset = _training_data(config, dataset)
+    dataset = training_data(config, dataset)
 
     # Build the model and everything its checkpoint restores, seeded for determinism on CPU.
     torch.manual_seed(config.seed)
-    model = _build_model(config, dataset)
+    model = build_model(config, dataset)
     if sync_batchnorm:  # before the optimizers and the EMA copy; same state_dict keys
         distributed.convert_sync_batchnorm(model)
     # Blank settings take the family's defaults; the resolved config is what the run folder keeps.
@@ -167,7 +143,9 @@ def train(config: TrainConfig, dataset: ImageDataset | None = None) -> TrainResu
     )
     # A batch that cannot be shared among the ranks: the error comes now.
     distributed.shard_batch(torch.zeros(config.batch_size))
-    run_dir = distributed.run_on_main(lambda: prepare_run_dir(config), "preparing the run folder")
+    run_dir = distributed.run_on_main(
+        lambda: prepare_run_dir(config, lock_folder), "preparing the run folder"
+    )
     memory_format = memory_format_for(device)
     model.to(device=device, memory_format=memory_format).train()
     optimizers = model.create_optimizers(config.lr)

@@ -23,10 +23,12 @@ from genaug.train.state import find_resumable, kept_sentence, latest_checkpoint,
 RUN_CONFIG = "run_config.json"
 
 
-def prepare_run_dir(config: TrainConfig) -> Path:
-    """Lock, then create, reopen (``resume``) or replace (``overwrite``) the run folder."""
+def prepare_run_dir(config: TrainConfig, lock_folder: bool = True) -> Path:
+    """Lock (``lock_folder``), then create, reopen (``resume``) or replace (``overwrite``) the run
+    folder."""
     run_dir = Path(config.out)
-    lock.hold(run_dir)  # one writer per folder: a second is refused here, before any write
+    if lock_folder:  # one writer per folder: a second is refused here, before any write
+        lock.hold(run_dir)
     saved_config = run_dir / RUN_CONFIG
     if wants_resume(config):
         if not saved_config.is_file():

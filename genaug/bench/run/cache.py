@@ -175,7 +175,7 @@ class GeneratorCache:
         elif folder.exists():
             shutil.rmtree(folder)  # a folder without a checkpoint holds nothing worth keeping
         started = time.perf_counter()
-        result = train_generator(config, dataset=data)
+        result = train_generator(config, dataset=data, lock_folder=False)  # the bench's lock
         facts = {
             "folder": str(folder.relative_to(self.root.parent)),
             "model": settings.model,

@@ -101,9 +101,9 @@ def _check_shots(config: BenchConfig, dataset: ImageDataset, arms: list[Arm]) ->
                 ) from None
 
 
-@lock.scoped  # the bench folder's lock is given back when run_bench returns
 def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
-    """Run (or resume) a benchmark grid and write its report; returns the summary.
+    """Run (or resume) a benchmark grid and write its report; returns the summary. The bench
+    folder is locked for the call (one writer per folder).
 
     Example: ``run_bench(BenchConfig(shots=[1, 5], seeds=[0, 1, 2], out="runs/bench"))``.
     Raises :class:`GenaugError` for bad settings before any run starts.
@@ -134,7 +134,23 @@ def run_bench(config: BenchConfig, command: str | None = None) -> BenchResult:
     for name in sorted(used):  # record every generator's resolved settings
         config.generators[name] = dataclasses.asdict(config.generator_settings(name))
     distributed.init(config.device)  # joins a torchrun job: ranks share the grid by seed
-    out = prepare_out_on_main(config, prepare_out)
+    try:
+        out = prepare_out_on_main(config, prepare_out)  # rank 0 locks the folder there
+        return _run_grid(config, out, plan, dataset, base, command, skipped)
+    finally:
+        lock.release(config.out)
+
+
+def _run_grid(
+    config: BenchConfig,
+    out: Path,
+    plan: Grid,
+    dataset: ImageDataset,
+    base: ImageDataset | None,
+    command: str | None,
+    skipped: list[dict[str, str]],
+) -> BenchResult:
+    """Run the grid's missing runs in the prepared folder ``out``, then write the report."""
     share = BenchShare(config, out)
     runs_path = share.runs_path  # runs.jsonl, or runs.rank{r}.jsonl under torchrun
     if base is not None:  # trained once, by rank 0, before any run starts from it
