@@ -311,7 +311,8 @@ def family_modes(model: Any) -> list[str]:
     """The modes a generator can do (resample only when conditional, for labelled tests)."""
     if model.image_conditioned:
         return ["vary"]
-    modes = ["perturb"] if model.has_encoder else []
+    modes = ["vary"] if model.varies_images else []  # diffusion: SDEdit besides the rest
+    modes += ["perturb"] if model.has_encoder else []
     if model.conditional:
         modes.append("resample")
     if model.has_encoder:

@@ -102,8 +102,8 @@ def _edit_config(path, **changes):
 
 def test_unknown_family(model, tmp_path):
     save_generator(model, tmp_path / "ckpt")
-    _edit_config(tmp_path / "ckpt" / "config.json", family="diffusion")
-    with pytest.raises(GenaugError, match="Unknown generator family 'diffusion'"):
+    _edit_config(tmp_path / "ckpt" / "config.json", family="flow_matching")
+    with pytest.raises(GenaugError, match="Unknown generator family 'flow_matching'"):
         load_generator(tmp_path / "ckpt")
 
 

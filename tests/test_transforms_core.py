@@ -104,7 +104,7 @@ def test_every_exported_transform_has_a_host():
 def test_auto_picks_the_best_mode_the_family_supports(name):
     model = make_generator(name)
     expected = "perturb" if model.has_encoder else "resample"
-    if model.image_conditioned:
+    if model.varies_images:  # image-conditioned, or diffusion (SDEdit keeps the image's class)
         expected = "vary"
     assert GenerativeAugment(model).mode == expected
 

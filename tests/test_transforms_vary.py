@@ -172,7 +172,7 @@ def test_synthetic_dataset_varies_exemplars_of_unseen_classes(seen_dagan, digits
 def test_refusals_name_the_fix(seen_dagan, digits16, tmp_path):
     model, _ = seen_dagan
     vae = make_generator("test_vae")
-    listed = r"needs an image-conditioned generator \(dagan, pairvae\)"  # every such family
+    listed = r"needs a generator that varies given images \(dagan, diffusers, diffusion, pairvae\)"
     with pytest.raises(GenaugError, match=rf"vary' {listed}"):
         GenerativeAugment(vae, mode="vary")
     with pytest.raises(GenaugError, match=listed):
@@ -184,7 +184,7 @@ def test_refusals_name_the_fix(seen_dagan, digits16, tmp_path):
         KorniaGenerativeAugment(model, mode="perturb")
     with pytest.raises(GenaugError, match=r"needs the real images to vary: pass exemplars="):
         SyntheticDataset(model, 3)
-    with pytest.raises(GenaugError, match=r"exemplars only for an image-conditioned generator"):
+    with pytest.raises(GenaugError, match=r"exemplars only for a generator that varies images"):
         SyntheticDataset(vae, 3, exemplars=digits16)
     with pytest.raises(GenaugError, match=r"cannot draw samples from noise alone.*exemplars="):
         export_image_folder(model, tmp_path / "out", 4)

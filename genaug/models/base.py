@@ -38,17 +38,21 @@ class Encoding(NamedTuple):
     scale: Tensor
 
 
-def validate_image_size(image_size: int) -> int:
-    """Return ``image_size`` if it is a power of two in [16, 128], else raise a clear error."""
+def validate_image_size(image_size: int, maximum: int = MAX_IMAGE_SIZE) -> int:
+    """Return ``image_size`` if it is a power of two in [16, ``maximum``], else a clear error.
+
+    ``maximum`` is 128 for the families genaug trains; a user's pretrained pipeline may be larger.
+    """
     if (
         not isinstance(image_size, int)
         or image_size < MIN_IMAGE_SIZE
-        or image_size > MAX_IMAGE_SIZE
+        or image_size > maximum
         or image_size & (image_size - 1)
     ):
+        sizes = ", ".join(str(2**k) for k in range(4, maximum.bit_length()))
         raise GenaugError(
             f"Image size {image_size!r} is not supported; use a power of two from "
-            f"{MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (16, 32, 64 or 128)."
+            f"{MIN_IMAGE_SIZE} to {maximum} ({sizes})."
         )
     return image_size
 
@@ -80,6 +84,9 @@ class Generator(nn.Module):
     #: Whether the generator maps an image to variations of it (``vary``) rather than latents to
     #: images: such a family needs no class label and works on classes it never saw.
     image_conditioned: ClassVar[bool] = False
+    #: Whether ``vary(images)`` works: every image-conditioned family, and families that also
+    #: draw from noise but can vary a given image (diffusion: SDEdit). Mode ``vary`` needs it.
+    varies_images: ClassVar[bool] = False
     #: Whether the family maps features to features (a hallucinator) and makes no images.
     feature_space: ClassVar[bool] = False
     #: Whether ``training_step`` takes ``partners``: for each image another image of its class
@@ -97,9 +104,13 @@ class Generator(nn.Module):
     #: Constructor arguments added after checkpoints were first written, with the value a saved
     #: config without them means (e.g. ``{"class_head": False}``: an old checkpoint has no head).
     legacy_args: ClassVar[dict[str, Any]] = {}
+    #: The largest image size the family accepts (a power of two).
+    max_image_size: ClassVar[int] = MAX_IMAGE_SIZE
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.image_conditioned:  # varying given images is all such a family does
+            cls.varies_images = True
         if cls.family:
             if cls.family in _FAMILIES and _FAMILIES[cls.family] is not cls:
                 raise ValueError(f"Generator family {cls.family!r} is defined twice.")
@@ -115,7 +126,7 @@ class Generator(nn.Module):
         **family_config: Any,
     ) -> None:
         super().__init__()
-        validate_image_size(image_size)
+        validate_image_size(image_size, self.max_image_size)
         if channels not in (1, 3):
             raise GenaugError(f"Generators take 1 or 3 channels, not {channels!r}.")
         if not isinstance(num_classes, int) or num_classes < 0 or num_classes == 1:
@@ -211,16 +222,20 @@ class Generator(nn.Module):
         strength: float = 1.0,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
+        labels: Tensor | None = None,
     ) -> Tensor:
-        """Images (B, C, H, W) in [0, 1] -> variations of them, same shape (image-conditioned).
+        """Images (B, C, H, W) in [0, 1] -> variations of them, same shape (``varies_images``).
 
-        The noise is ``strength * noise``, with ``noise`` (B, latent_dim) ~ N(0, I) drawn from
-        ``generator`` unless given (the transforms draw it up front, to replay a call).
+        ``noise`` (B, latent_dim) ~ N(0, I) is drawn from ``generator`` unless given (the
+        transforms draw it up front, to replay a call); ``strength`` in [0, 1] scales how far a
+        variation goes (its meaning per family is in its docstring). ``labels`` (B,), read by a
+        conditional family only (the transforms pass them to such a family alone), are never
+        needed: without them a conditional family varies unconditionally.
         """
-        varying = [name for name, cls in sorted(_FAMILIES.items()) if cls.image_conditioned]
+        varying = [name for name, cls in sorted(_FAMILIES.items()) if cls.varies_images]
         raise GenaugError(
-            f"A {self.family} generator cannot vary given images: that needs an image-conditioned "
-            f"generator ({', '.join(varying) or 'none is installed'})."
+            f"A {self.family} generator cannot vary given images: that needs a generator that "
+            f"varies images ({', '.join(varying) or 'none is installed'})."
         )
 
     @torch.no_grad()
@@ -289,6 +304,12 @@ class Generator(nn.Module):
         may keep a little history on ``self`` (not saved: a resumed run starts a fresh count).
         """
         return None
+
+    def weights_from_config(self) -> bool:
+        """Whether ``type(self)(**self.config)`` rebuilds these very weights (a user's pipeline,
+        which loads them from its folder, unchanged since): it then travels to DataLoader
+        workers as its config alone. False for the families genaug trains."""
+        return False
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items())

@@ -304,8 +304,17 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
 
 
 def read_generator_config(path: str | os.PathLike) -> dict[str, Any]:
-    """A checkpoint's config.json (accepts a run folder), once the checkpoint is checked."""
+    """A checkpoint's config.json (accepts a run folder), once the checkpoint is checked;
+    for ``"diffusers:PATH"`` (a user's pipeline folder) what the checked folder says."""
+    if _is_pipeline_spec(path):
+        from genaug.models.pipeline import pipeline_spec_config
+
+        return pipeline_spec_config(str(path))
     return _resolve(path)[1]
+
+
+def _is_pipeline_spec(path: Any) -> bool:
+    return isinstance(path, str) and path.startswith("diffusers:")
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
@@ -314,7 +323,13 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     Example: ``model = load_generator("runs/digits-vae", device="cuda")``. The model comes back in
     eval mode. Nothing is unpickled: weights come from safetensors, the rest from JSON. A run
     folder gives its newest checkpoint that passes the checks (with a notice of what it skipped).
+    ``"diffusers:PATH"`` loads a user's local diffusers pipeline folder with default settings
+    (:func:`genaug.models.pipeline.load_pipeline` takes class names and prompts).
     """
+    if _is_pipeline_spec(path):
+        from genaug.models.pipeline import load_pipeline
+
+        return load_pipeline(str(path)[len("diffusers:") :], device=device)
     folder, _, model = _resolve(path)
     model.name_or_path = str(folder)  # where it came from: transforms pickle it by this path
     return model.to(device).eval()

@@ -37,14 +37,18 @@ from genaug.models.checkpoint import load_generator, state_tensors
 def generator_snapshot(model: Generator, packed: bool = False) -> dict[str, Any]:
     """Everything needed to rebuild ``model`` on the CPU: its config and its weights (CPU
     tensors; with ``packed``, safetensors bytes: plain data that pickles without shared
-    memory)."""
-    tensors = state_tensors(model)
+    memory). A generator whose constructor loads these very weights (``weights_from_config``,
+    a user's pipeline folder) is its config alone: ``tensors`` is None."""
+    tensors: Any = None
+    if not model.weights_from_config():
+        tensors = state_tensors(model)
+        tensors = save_tensors(tensors) if packed else tensors
     return {
         "family": model.family,
         "model_args": dict(model.config),
         "class_names": list(model.class_names),
         "data": dict(model.data_description),
-        "tensors": save_tensors(tensors) if packed else tensors,
+        "tensors": tensors,
     }
 
 
@@ -52,7 +56,8 @@ def rebuild_generator(snapshot: dict[str, Any]) -> Generator:
     """A CPU generator in eval mode from :func:`generator_snapshot` (packed or not)."""
     model = family_class(snapshot["family"])(**snapshot["model_args"])
     tensors = snapshot["tensors"]
-    model.load_state_dict(load_tensors(tensors) if isinstance(tensors, bytes) else tensors)
+    if tensors is not None:
+        model.load_state_dict(load_tensors(tensors) if isinstance(tensors, bytes) else tensors)
     model.class_names = list(snapshot["class_names"])
     model.data_description = dict(snapshot["data"])
     return model.eval()
@@ -93,7 +98,7 @@ def checkpoint_of(model: Generator) -> str | None:
     checkpoint is gone. Reads the checkpoint to compare.
     """
     path = getattr(model, "name_or_path", None)
-    if not path:
+    if not path or model.weights_from_config():  # no weights to read: its config rebuilds it
         return None
     try:
         saved = load_generator(path, device="cpu")
@@ -199,7 +204,8 @@ class GeneratorHolder(nn.Module):
         if path is not None:
             source: dict[str, Any] = {"path": path}
         elif self._cpu_snapshot is not None:  # the model left the CPU: its CPU weights
-            tensors = save_tensors(self._cpu_snapshot["tensors"])
+            tensors = self._cpu_snapshot["tensors"]
+            tensors = None if tensors is None else save_tensors(tensors)
             source = {"snapshot": {**self._cpu_snapshot, "tensors": tensors}}
         else:
             source = {"snapshot": generator_snapshot(self.model, packed=True)}

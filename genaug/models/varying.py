@@ -1,7 +1,7 @@
-"""What the image-conditioned families (``dagan``, ``pairvae``) share: varying given exemplars.
+"""What the families that vary given images (``dagan``, ``pairvae``, ``diffusion``) share.
 
-Each family supplies ``generate(images, z)``; these helpers check the exemplars, draw or check the
-noise, and say in one sentence why such a generator cannot draw from noise alone.
+The image-conditioned ones supply ``generate(images, z)``; these helpers check the exemplars, draw
+or check the noise, and say in one sentence why such a generator cannot draw from noise alone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import Tensor
 
 from genaug.errors import GenaugError
 
-__all__ = ["NO_EXEMPLAR", "check_exemplars", "vary_exemplars"]
+__all__ = ["NO_EXEMPLAR", "check_exemplars", "exemplar_noise", "vary_exemplars"]
 
 NO_EXEMPLAR = (
     "A {family} generator makes variations of given images, so it cannot draw images from "
@@ -43,14 +43,20 @@ def vary_exemplars(
     """``model.generate(images, strength * z)`` as float32, z ~ N(0, I) drawn with ``generator``
     (on the model's device) or given as ``noise`` (B, latent_dim)."""
     images = check_exemplars(model, images)
-    b = images.shape[0]
+    z = exemplar_noise(model, images.shape[0], generator, noise)
+    return model.generate(images, z * float(strength)).float()
+
+
+def exemplar_noise(
+    model: Any, b: int, generator: torch.Generator | None, noise: Tensor | None
+) -> Tensor:
+    """The noise (b, latent_dim) float32 of ``b`` variations on the model's device: ``noise``
+    checked, or drawn ~ N(0, I) from ``generator`` (on the model's device) when not given."""
     if noise is None:
-        z = torch.randn(b, model.latent_dim, generator=generator, device=model.device)
-    elif tuple(noise.shape) != (b, model.latent_dim):
+        return torch.randn(b, model.latent_dim, generator=generator, device=model.device)
+    if tuple(noise.shape) != (b, model.latent_dim):
         raise GenaugError(
             f"noise must be shaped ({b}, {model.latent_dim}) for {b} images, got "
             f"{tuple(noise.shape)}."
         )
-    else:
-        z = noise.to(model.device, torch.float32)
-    return model.generate(images, z * float(strength)).float()
+    return noise.to(model.device, torch.float32)

@@ -88,7 +88,8 @@ def prepare_batch(
     classes = check_labels(labels, n, model, owner, mode, guided)
     # No labels for a conditional generator (check_labels refused one that cannot infer): it
     # conditions on the inferred classes. Drawing parameters needs them only for partners.
-    infer = classes is None and model.conditional
+    # Mode ``vary`` needs no class: without one, a conditional generator varies unconditionally.
+    infer = classes is None and model.conditional and mode != "vary"
     if not convert and not (infer and mode == "interpolate"):  # enough to draw parameters
         return Prepared(batch, batch, classes, model)
     work = to_float_images(batch)
@@ -178,7 +179,7 @@ def check_labels(
                 "image's class and needs one class label per image, and none was given; "
                 "pass the labels (an (image, label) sample, or labels=...)."
             )
-        if model.conditional:
+        if model.conditional and mode != "vary":
             check_label_source(model, owner, mode, "none was given")
         return None
     if isinstance(labels, dict):  # parameters given where the labels go

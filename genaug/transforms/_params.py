@@ -112,7 +112,7 @@ def generate(
     if mode == "resample":
         return Decoded(kernel(model, pick(classes), pick(noise), strength))
     if mode == "vary":  # noise (B, latent_dim), or (B, L, latent_dim) for a chain of L
-        return Decoded(kernel(model, pick(work), pick(noise), strength))
+        return Decoded(kernel(model, pick(work), pick(noise), strength, pick(classes)))
     if mode == "neighbour":
         assert bank is not None
         choice, mix = pick(params["choice"].to(device)), pick(params["mix"].to(device))

@@ -58,6 +58,7 @@ def _read_generator(generator: Any) -> tuple[Generator | str, Any]:
         has_encoder=family.has_encoder,
         conditional=int(config["model_args"].get("num_classes", 0)) > 0,
         image_conditioned=family.image_conditioned,
+        varies_images=family.varies_images,
         feature_space=family.feature_space,
         config=config,
     )

@@ -21,23 +21,25 @@ SPACES = ("latent", "pixels")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
-def image_conditioned_families() -> list[str]:
-    """The registered families that vary given images (mode ``vary``), e.g. ``dagan``."""
-    return [name for name in list_families() if family_class(name).image_conditioned]
+def varying_families() -> list[str]:
+    """The registered families that vary given images (mode ``vary``): ``dagan``, ``diffusion``..."""
+    return [name for name in list_families() if family_class(name).varies_images]
 
 
-def _is_image_conditioned(family: str) -> bool:
-    return family in list_families() and family_class(family).image_conditioned
+def _family_trait(family: str, trait: str) -> bool:
+    return family in list_families() and bool(getattr(family_class(family), trait))
 
 
 def supported_modes(
-    has_encoder: bool, conditional: bool, image_conditioned: bool = False
+    has_encoder: bool, conditional: bool, image_conditioned: bool = False, varies: bool = False
 ) -> list[str]:
     """The modes a generator can do: ``perturb`` and ``interpolate`` need an encoder; an
-    image-conditioned generator does ``vary`` only."""
+    image-conditioned generator does ``vary`` only; one that also ``varies`` images (diffusion)
+    does ``vary`` besides the rest."""
     if image_conditioned:
         return ["vary"]
-    modes = ["perturb"] if has_encoder else []
+    modes = ["vary"] if varies else []
+    modes += ["perturb"] if has_encoder else []
     modes.append("resample" if conditional else "resample (unlabelled images only)")
     if has_encoder:
         modes += ["interpolate", "neighbour (given neighbours)"]
@@ -50,16 +52,22 @@ def resolve_mode(
     conditional: bool,
     family: str = "",
     image_conditioned: bool | None = None,
+    varies: bool | None = None,
 ) -> str:
     """``mode`` checked against what the generator can do; ``auto`` -> the best it supports.
 
-    ``image_conditioned``: whether the generator varies given images (None: read from the
+    ``image_conditioned``: whether the generator varies given images only (None: read from the
     registered ``family``); such a generator does ``vary`` (what ``auto`` picks) and nothing else.
+    ``varies``: whether it can vary given images besides drawing from noise (diffusion; None:
+    read from the family); ``auto`` then picks ``vary``: it keeps each image's content, so its
+    label, and needs no label (also for classes the generator never saw).
     """
     if not isinstance(mode, str) or mode not in (*MODES, "auto"):
         raise GenaugError(f"Unknown generative mode {mode!r}; use one of auto, {', '.join(MODES)}.")
     if image_conditioned is None:
-        image_conditioned = _is_image_conditioned(family)
+        image_conditioned = _family_trait(family, "image_conditioned")
+    if varies is None:
+        varies = image_conditioned or _family_trait(family, "varies_images")
     name = family or "this"
     if image_conditioned:
         if mode not in ("auto", "vary"):
@@ -68,17 +76,17 @@ def resolve_mode(
                 f"so it cannot do mode {mode!r}; use mode 'vary' (or auto)."
             )
         return "vary"
-    if mode == "vary":
+    if mode == "vary" and not varies:
         can = ", ".join(supported_modes(has_encoder, conditional))
         raise GenaugError(
-            f"Mode 'vary' needs an image-conditioned generator "
-            f"({', '.join(image_conditioned_families()) or 'none is installed'}), and a {name} "
+            f"Mode 'vary' needs a generator that varies given images "
+            f"({', '.join(varying_families()) or 'none is installed'}), and a {name} "
             f"generator is not one; use a checkpoint of that family, or one of {can} (or auto)."
         )
     if mode == "auto":
-        return "perturb" if has_encoder else "resample"
+        return "vary" if varies else "perturb" if has_encoder else "resample"
     if mode in ("perturb", "interpolate", "neighbour") and not has_encoder:
-        can = ", ".join(supported_modes(has_encoder, conditional))
+        can = ", ".join(supported_modes(has_encoder, conditional, varies=varies))
         raise GenaugError(
             f"A {name} generator has no encoder, so it cannot do mode {mode!r}; "
             f"it can do {can} (or auto)."

@@ -16,9 +16,10 @@ Label policy per mode (every mode keeps the label of each image):
 - ``vary`` (an image-conditioned generator, e.g. a DAGAN): each image becomes ``G(image, z)``,
   another plausible member of its class; it needs no label, so it works on classes the generator
   never saw. ``make_params(..., chain=L)`` draws a chain of ``L`` variations (``G`` applied ``L``
-  times). Such a generator does no other mode.
-- ``auto``: ``vary`` for an image-conditioned generator, else ``perturb`` when the generator
-  has an encoder, else ``resample``.
+  times). Such a generator does no other mode. A diffusion generator varies too (SDEdit:
+  noise each image to the level ``strength`` sets, then denoise); it also resamples.
+- ``auto``: ``vary`` for a generator that varies images (image-conditioned or diffusion), else
+  ``perturb`` when the generator has an encoder, else ``resample``.
 
 See :mod:`genaug.transforms.functional` for what ``strength`` means in each mode. ``detail``
 (encoder modes) adds back what the generator cannot draw: the image minus its reconstruction;

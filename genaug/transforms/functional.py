@@ -22,7 +22,9 @@ its arguments. ``strength`` in [0, 1] is the one magnitude knob; its meaning per
   reconstructed.
 - ``vary`` (an image-conditioned generator, e.g. a DAGAN): each image becomes ``G(image, z)``
   with ``z = strength * noise``, so 1 is the spread of variations training saw and 0 the
-  generator's central variation of the image. A chain of ``L`` variations applies ``G`` ``L``
+  generator's central variation of the image. For a diffusion generator, an SDEdit: the image
+  noised with ``noise`` (image-shaped) to the level ``strength`` (0: the image itself, 1: pure
+  noise), then denoised. A chain of ``L`` variations applies ``G`` ``L``
   times, each link with its own noise (``noise`` shaped (B, L, latent_dim)). It needs no label
   and works on classes the generator never saw. It has no reconstruction, so no ``detail``.
 
@@ -135,21 +137,31 @@ def resample(generator: Generator, labels: Tensor | None, noise: Tensor, strengt
     return generator.decode(strength * noise, labels)
 
 
-def vary(generator: Generator, images: Tensor, noise: Tensor, strength: float) -> Tensor:
-    """Variations ``G(image, strength * noise)`` of each image, or a chain of them.
+def vary(
+    generator: Generator,
+    images: Tensor,
+    noise: Tensor,
+    strength: float,
+    labels: Tensor | None = None,
+) -> Tensor:
+    """Variations of each image (``G(image, strength * noise)``, or an SDEdit of a diffusion
+    generator at noise level ``strength``), or a chain of them.
 
     Args:
         images: (B, C, S, S) in [0, 1].
         noise: (B, latent_dim) ~ N(0, I) for one variation, or (B, L, latent_dim) for a chain of
             ``L``: link ``l`` varies the output of link ``l - 1`` with ``noise[:, l]``.
+        labels: (B,) classes a conditional generator conditions on (None: no class); ignored
+            by an unconditional one.
 
     Returns:
         (B, C, S, S) float32 in [0, 1].
     """
     links = noise.unsqueeze(1) if noise.ndim == 2 else noise  # (B, L, latent_dim)
+    given = {"labels": labels} if labels is not None and generator.conditional else {}
     out = images
     for link in range(links.shape[1]):
-        out = generator.vary(out, strength, noise=links[:, link])
+        out = generator.vary(out, strength, noise=links[:, link], **given)
     return out
 
 

@@ -92,9 +92,9 @@ class AugmentSettings:
         checked against that mode (``neighbour`` needs a walk and no other mode takes one).
 
         ``generator``: a :class:`~genaug.models.base.Generator`, or anything with its
-        ``has_encoder``, ``conditional``, ``family``, ``image_conditioned`` and
-        ``feature_space`` (a checkpoint's config read without its weights). A generator that
-        makes no images (a hallucinator) is refused.
+        ``has_encoder``, ``conditional``, ``family``, ``image_conditioned``,
+        ``varies_images`` and ``feature_space`` (a checkpoint's config read without its
+        weights). A generator that makes no images (a hallucinator) is refused.
         """
         check_makes_images(generator)
         mode = resolve_mode(
@@ -103,6 +103,7 @@ class AugmentSettings:
             generator.conditional,
             generator.family,
             generator.image_conditioned,
+            getattr(generator, "varies_images", generator.image_conditioned),
         )
         check_detail(self.detail, mode)
         walk_for_mode(self.neighbours, mode)

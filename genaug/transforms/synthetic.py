@@ -25,7 +25,7 @@ from genaug.errors import GenaugError, notice
 from genaug.io import atomic_write_text
 from genaug.models.base import Generator
 from genaug.models.sampling import labels_for_indices, latents_for_indices, sample_indices
-from genaug.transforms.checks import check_makes_images, image_conditioned_families
+from genaug.transforms.checks import check_makes_images, varying_families
 
 
 def image_to_pil(image: Tensor) -> Image.Image:
@@ -156,17 +156,25 @@ class SyntheticDataset(Dataset):
         image_size: give the images this size (an int or (H, W)) to match the real data;
             None keeps the generator's.
         channels: 1 or 3 to match the real data (gray <-> RGB); None keeps the generator's.
-        exemplars: for an image-conditioned generator (e.g. a DAGAN), which makes variations of
-            given images and cannot sample from noise: the real images to vary, an
+        exemplars: for a generator that varies given images (an image-conditioned one, e.g. a
+            DAGAN, which cannot sample from noise and needs them; or a diffusion model, which
+            then varies them instead of sampling): the real images to vary, an
             :class:`~genaug.data.ImageDataset` or a dataset spec (e.g. the few labelled shots of
             new classes). Every class of the exemplars then gets ``n_per_class`` variations, its
-            exemplars taken in turn, each labelled with its exemplar's label (unlabelled
-            exemplars: ``n_per_class`` variations in all, label -1). Classes the generator never
-            saw are fine. Other generators take no exemplars.
+            exemplars taken in turn (``n_per_class = V * shots`` gives V variations of each
+            shot), each labelled with its exemplar's label (unlabelled exemplars:
+            ``n_per_class`` variations in all, label -1). Classes the generator never saw are
+            fine: the exemplars' labels are never given to the generator. Other generators take
+            no exemplars.
+        strength: how far each variation of an exemplar goes, in [0, 1] (mode ``vary``'s
+            strength: the noise scale of an image-conditioned generator, the SDEdit noise level
+            of a diffusion model, where 0.2-0.5 keep the content).
 
     Example: ``data = ConcatDataset([real, SyntheticDataset("runs/digits-vae", 50, seed=0)])``;
     ``SyntheticDataset("runs/omniglot-dagan", 20, exemplars=shots)`` varies the shots.
-    A DataLoader fetches a whole batch in one generator call (``__getitems__``).
+    A DataLoader fetches a whole batch in one generator call (``__getitems__``); each fetch
+    runs the generator again: :meth:`to_image_dataset` makes them all once (the offline route
+    for costly generators, e.g. a diffusion model's DDIM edits).
     """
 
     def __init__(
@@ -177,8 +185,10 @@ class SyntheticDataset(Dataset):
         image_size: int | tuple[int, int] | None = None,
         channels: int | None = None,
         exemplars: ImageDataset | str | None = None,
+        strength: float = 1.0,
     ) -> None:
         from genaug.models.holder import GeneratorHolder
+        from genaug.transforms.checks import check_fraction
 
         self.holder = GeneratorHolder(generator, owner="SyntheticDataset")
         self.n_per_class = _check_count(n_per_class, "n_per_class", "SyntheticDataset")
@@ -191,6 +201,7 @@ class SyntheticDataset(Dataset):
             raise GenaugError(f"SyntheticDataset channels must be None, 1 or 3, got {channels!r}.")
         self.channels = channels
         self.image_size = image_size
+        self.strength = check_fraction(strength, "SyntheticDataset strength")
         model = self.generator
         check_makes_images(model)
         if image_size is not None:  # checked once here, with the shared conversion's message
@@ -265,8 +276,29 @@ class SyntheticDataset(Dataset):
         exemplars = self.exemplars.images[rows].float() / 255.0  # (B, C, H, W)
         exemplars = resize_images(convert_channels(exemplars, model.channels), model.image_size)
         noise = latents_for_indices(index, self.seed, model.latent_dim).to(model.device)
-        images = model.vary(exemplars.to(model.device), 1.0, noise=noise)
+        images = model.vary(exemplars.to(model.device), self.strength, noise=noise)
         return images.float().cpu(), self.exemplars.targets[rows].long()
+
+    def to_image_dataset(self, batch_size: int = 256) -> ImageDataset:
+        """Every image of this dataset made once, as an in-memory
+        :class:`~genaug.data.ImageDataset` (uint8): the offline route, where a classifier then
+        draws generated images without running the generator again. Same images (rounded to
+        uint8) and labels as fetching each index.
+
+        Example: ``cache = SyntheticDataset(diffusion, 8 * 5, exemplars=shots,
+        strength=0.3).to_image_dataset()`` (8 variations of each of 5 shots per class).
+        """
+        from genaug.data.convert import to_uint8_images
+
+        batch_size = _check_count(batch_size, "batch_size", "to_image_dataset")
+        parts = [
+            self.images(range(i, min(i + batch_size, len(self))))
+            for i in range(0, len(self), batch_size)
+        ]
+        images = torch.cat([to_uint8_images(p[0]) for p in parts])
+        targets = torch.cat([p[1] for p in parts])
+        description = {"spec": "synthetic", "family": self.generator.family, "seed": self.seed}
+        return ImageDataset(images, targets, self.class_names, description)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         images, labels = self.images([index])
@@ -280,13 +312,14 @@ class SyntheticDataset(Dataset):
 
 
 def _check_exemplars(exemplars: Any, model: Generator) -> ImageDataset | None:
-    """The exemplars as an ImageDataset; refused unless the generator is image-conditioned."""
-    if not model.image_conditioned:
+    """The exemplars as an ImageDataset; refused unless the generator varies images, needed by
+    one that only varies (image-conditioned)."""
+    if not model.image_conditioned and (exemplars is None or not model.varies_images):
         if exemplars is None:
             return None
         raise GenaugError(
-            f"SyntheticDataset takes exemplars only for an image-conditioned generator "
-            f"({', '.join(image_conditioned_families())}); a {model.family} generator samples "
+            f"SyntheticDataset takes exemplars only for a generator that varies images "
+            f"({', '.join(varying_families())}); a {model.family} generator samples "
             "from noise, so drop exemplars=."
         )
     if exemplars is None:
