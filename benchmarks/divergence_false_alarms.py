@@ -105,6 +105,22 @@ def run_one(family: str, seed: int, steps: int | None, out: Path) -> dict:
     return entry
 
 
+def _summary(runs: list[dict], previous: dict, command: str) -> dict:
+    """Alarms over the runs that ran, the largest loss growth and the lowest spread ratio."""
+    ran = [r for r in runs if "not_run" not in r]
+    alarms = sum(r["alarm"] is not None for r in ran)
+    ratios = [r["lowest_spread_after_varied_over_floor"] for r in ran]
+    return {
+        "runs": len(ran),
+        "alarms": alarms,
+        "false_alarm_rate": alarms / max(len(ran), 1),
+        "largest_loss_growth": max((r["max_loss_growth"] for r in ran), default=None),
+        "lowest_spread_over_floor": min((x for x in ratios if x is not None), default=None),
+        "not_run": sorted({r["family"] for r in runs if "not_run" in r}),
+        "commands": sorted({*previous.get("commands", []), command}),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--families", nargs="*", help="default: every registered non-test one")
@@ -124,14 +140,12 @@ def main() -> None:
             entry = run_one(family, seed, args.steps, Path(args.out))
             print(json.dumps(entry), flush=True)
             results["runs"].append(entry)
-            ran = [r for r in results["runs"] if "not_run" not in r]
-            results["summary"] = {
-                "runs": len(ran),
-                "alarms": sum(r["alarm"] is not None for r in ran),
-                "false_alarm_rate": sum(r["alarm"] is not None for r in ran) / max(len(ran), 1),
-                "command": "python benchmarks/divergence_false_alarms.py "
-                + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v),
-            }
+            command = "python benchmarks/divergence_false_alarms.py " + " ".join(
+                f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                for k, v in vars(args).items()
+                if v
+            )
+            results["summary"] = _summary(results["runs"], results.get("summary", {}), command)
             atomic_write_json(RESULT, results)
 
 
