@@ -18,8 +18,12 @@ repetition (so a busy machine slows them alike), reported as ratios:
    RandomAffine and ColorJitter, on float images on the device (32 and 64 px, p=1), alone and
    inside AugmentationSequential. ``--parts kornia`` runs this one alone.
 4. Images per second of mode ``vary`` (image-conditioned: a DAGAN, one U-Net pass per image and
-   L passes for a chain of L variations; a pair-conditional VAE, one variation) against
-   TrivialAugmentWide and RandAugment per image, as in 1. ``--parts vary`` runs this one alone.
+   L passes for a chain of L variations; a pair-conditional VAE, one variation; at 32 px the
+   ``diffusion`` family's SDEdit at strength 0.5 with 1, 5 and 10 DDIM steps per edit, and
+   drawing its variations from an offline cache made once, as ``SyntheticDataset(...,
+   exemplars=shots).to_image_dataset()`` gives) against TrivialAugmentWide and RandAugment per
+   image, as in 1. ``--parts vary`` runs this one alone (``--batch 64 --repeats 3`` keeps the
+   diffusion rows to minutes on a CPU).
 
 The generators are untrained (the same size and cost as trained ones). Targets (CPU, 2 threads):
 generative >= 1.0x TrivialAugment img/s at 32 px; training step overhead <= 10%.
@@ -274,6 +278,30 @@ def kornia_throughput(args: argparse.Namespace, device: torch.device) -> list[di
     return rows
 
 
+def diffusion_candidates(images: torch.Tensor, device: torch.device) -> dict[str, Callable]:
+    """The diffusion family's ``vary`` (SDEdit at strength 0.5, 1/5/10 DDIM steps per edit,
+    float32) on the batch, and drawing the same count of variations from an offline cache
+    (uint8 images made once; the draw is an index gather, as a classifier's batch)."""
+    candidates: dict[str, Callable[[], object]] = {}
+    for steps in (1, 5, 10):
+        # An edit of strength s takes ceil(s * sample_steps) steps: 0.5 x 2n -> n.
+        model = create_generator("diffusion", image_size=32, channels=3, sample_steps=2 * steps)
+        augment = GenerativeAugment(model, mode="vary", p=1.0, strength=0.5, seed=0).to(device)
+        candidates[f"generative vary, diffusion, {steps} DDIM steps (float32)"] = (
+            lambda a=augment, x=images: a(x)
+        )
+    cache = torch.randint(0, 256, (8 * len(images), *images.shape[1:]), dtype=torch.uint8)
+    cache = cache.to(device)
+    generator = torch.Generator(device).manual_seed(0)
+
+    def draw() -> torch.Tensor:
+        index = torch.randint(0, len(cache), (len(images),), generator=generator, device=device)
+        return cache[index]
+
+    candidates["diffusion variations drawn from an offline cache"] = draw
+    return candidates
+
+
 def vary_throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
     """Images/s of mode ``vary`` (a ``dagan``, chains of 1-3; a ``pairvae``) against the
     classic transforms."""
@@ -299,6 +327,8 @@ def vary_throughput(args: argparse.Namespace, device: torch.device) -> list[dict
                 return a(x, params=a.make_params(x, chain=n))  # draws and applies, as forward
 
             candidates[f"generative vary, {family}, chain {chain} ({precision})"] = call
+        if size == 32:
+            candidates.update(diffusion_candidates(images, device))
         seconds = interleaved(candidates, args.repeats, device)
         reference = seconds["TrivialAugmentWide (per image)"]
         for name, value in seconds.items():

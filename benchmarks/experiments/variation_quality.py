@@ -1,4 +1,5 @@
-"""A fast proxy for an image-conditioned generator's variations of classes it never saw.
+"""A fast proxy for a generator's variations of classes it never saw (mode ``vary``: an
+image-conditioned generator, or a diffusion model's SDEdit at ``--strength``).
 
 For a fixed, seeded set of exemplars (``--per-class`` images of every new class) it makes
 ``--variations`` variations of each with ``model.vary`` and reports, as one JSON line:
@@ -19,6 +20,7 @@ keep preservation near ``randaugment``'s or above while their diversity is clear
 It also saves a PNG grid: 12 exemplars of 12 classes, each followed by 6 variations.
 
     python benchmarks/experiments/variation_quality.py runs/omniglot-base/dagan --grid g.png
+    python benchmarks/experiments/variation_quality.py runs/omniglot-base/diffusion --strength 0.3
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ def main() -> None:
     parser.add_argument("--data", default=NEW, help="the new classes (default: the tuning split)")
     parser.add_argument("--per-class", type=int, default=2)
     parser.add_argument("--variations", type=int, default=6)
-    parser.add_argument("--strength", type=float, default=1.0)
+    parser.add_argument(
+        "--strength", type=float, default=1.0, help="vary's strength (diffusion: e.g. 0.3)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", help="PNG path for the preview grid")
     args = parser.parse_args()
@@ -91,7 +95,11 @@ def main() -> None:
 
     model = genaug.load_generator(args.checkpoint, device="cpu").eval()
     data = load_dataset(args.data, image_size=model.image_size, channels=model.channels)
-    overlap = set(getattr(model, "class_names", []) or []) & set(data.class_names)
+    # An unconditional model (a diffusion model trained --unlabeled) records its classes in
+    # its data description.
+    seen = set(getattr(model, "class_names", []) or [])
+    seen |= set(getattr(model, "data_description", {}).get("class_names", []))
+    overlap = seen & set(data.class_names)
     images_u8, targets = data.images, data.targets  # (N, C, S, S) uint8, (N,)
     bank = images_u8.float().flatten(1) / 255  # (N, D)
     chosen = pick_exemplars(targets, args.per_class, args.seed)  # (E,)

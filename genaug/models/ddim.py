@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from genaug.errors import GenaugError
+from genaug.models.varying import check_exemplars, exemplar_noise
 
-__all__ = ["PREDICTION_TYPES", "Predict", "edit", "edit_timesteps", "training_pair"]
+__all__ = ["PREDICTION_TYPES", "Predict", "SDEditing", "edit", "edit_timesteps", "training_pair"]
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 #: ``predict(x_t, t)``: noisy inputs (B, ...) and timesteps (B,) long -> the model's output.
@@ -128,3 +130,48 @@ def training_pair(
     noise = torch.randn(clean.shape, device=clean.device, dtype=clean.dtype, generator=generator)
     alpha = alphas_cumprod.to(clean.device, clean.dtype)[t].view(b, *([1] * (clean.ndim - 1)))
     return alpha.sqrt() * clean + (1 - alpha).sqrt() * noise, t, noise
+
+
+class SDEditing:
+    """``decode`` (DDIM from noise) and ``vary`` (SDEdit) of a diffusion generator, over its
+    ``_run(images or None, noise (B, latent_dim), strength, labels) -> images in [0, 1]``.
+
+    A mixin beside :class:`~genaug.models.base.Generator`: ``class Diffusion(SDEditing,
+    Generator)``.
+    """
+
+    def _run(self, images: Tensor | None, noise: Tensor, strength: float, labels: Any) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Noise (B, latent_dim) [+ labels (B,)] -> DDIM samples (B, C, S, S) in [0, 1].
+
+        Scaling ``z`` below 1 (a ``resample`` strength under 1) starts from a lower temperature.
+        """
+        return self._run(None, z, 1.0, labels)
+
+    @torch.no_grad()
+    def vary(
+        self,
+        images: Tensor,
+        strength: float = 1.0,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> Tensor:
+        """SDEdit variations (B, C, S, S) float32 in [0, 1] of images (B, C, S, S) in [0, 1].
+
+        ``strength`` in [0, 1]: the noise level the edit starts from (0: the image itself, 1: a
+        fresh sample); 0.2-0.5 keep the content and redraw the detail. ``noise`` (B, latent_dim)
+        is the forward process's noise (drawn from ``generator`` when not given); with it the
+        edit is deterministic. ``labels`` (B,) condition a conditional model (a class, or a
+        pipeline's class prompt); without them it denoises without a class, so images of any
+        class (also unseen ones) are varied.
+        """
+        model: Any = self
+        images = check_exemplars(model, images)
+        noise = exemplar_noise(model, images.shape[0], generator, noise)
+        if labels is not None:
+            labels = model.check_labels(labels, images.shape[0])
+        return self._run(images, noise, strength, labels)

@@ -36,7 +36,6 @@ from genaug.models import ddim
 from genaug.models.base import AutocastFactory, Generator
 from genaug.models.diffusers_import import quiet_loading, require
 from genaug.models.pipeline_folder import SPEC_PREFIX, check_pipeline_folder
-from genaug.models.varying import check_exemplars, exemplar_noise
 
 __all__ = ["DTYPES", "DiffusersPipeline", "load_pipeline", "pipeline_spec_config"]
 
@@ -49,7 +48,7 @@ def _fingerprint(model: torch.nn.Module) -> Tensor:
         return torch.stack([v.detach().double().sum().cpu() for v in model.state_dict().values()])
 
 
-class DiffusersPipeline(Generator):
+class DiffusersPipeline(ddim.SDEditing, Generator):
     """A pipeline folder's networks as a generator (see the module docstring).
 
     Args:
@@ -219,32 +218,6 @@ class DiffusersPipeline(Generator):
             clip=1.0 if self.kind == "pixel" else None,
         )
         return self._from_space(out)
-
-    @torch.no_grad()
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Noise (B, latent_dim) [+ labels (B,): their prompts] -> samples (B, C, S, S) in [0, 1]."""
-        return self._run(None, z, 1.0, labels)
-
-    @torch.no_grad()
-    def vary(
-        self,
-        images: Tensor,
-        strength: float = 1.0,
-        generator: torch.Generator | None = None,
-        noise: Tensor | None = None,
-        labels: Tensor | None = None,
-    ) -> Tensor:
-        """SDEdit / img2img edits (B, C, S, S) float32 in [0, 1] of images in [0, 1].
-
-        ``strength`` in [0, 1] is the edit strength (0: the image, 1: a fresh sample);
-        ``labels`` (B,) pick the prompts (None: ``unlabeled_prompt``); ``noise`` (B,
-        latent_dim) is the forward noise (drawn from ``generator`` when not given).
-        """
-        images = check_exemplars(self, images)
-        noise = exemplar_noise(self, images.shape[0], generator, noise)
-        if labels is not None:
-            labels = self.check_labels(labels, images.shape[0])
-        return self._run(images, noise, strength, labels)
 
     def create_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
         raise GenaugError(

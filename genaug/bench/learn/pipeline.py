@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from genaug.bench.learn.offline import OfflineVariations
 from genaug.bench.plan.recipes import CLASSIC, GenerativeStep, Recipe
 from genaug.data import ImageDataset
 from genaug.data.convert import to_float_images, to_uint8_images
@@ -68,7 +69,9 @@ class GenerativeStage:
     the last batch it replaced.
 
     ``keep``: a filter ``(images, labels) -> (B,) bool`` over generated images (float [0, 1]);
-    a generated image it rejects is given back as the real image it came from.
+    a generated image it rejects is given back as the real image it came from. ``shots``: the
+    labelled images, for the offline route (``offline=V``: V variations of each made here,
+    once; see :mod:`~genaug.bench.learn.offline`).
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class GenerativeStage:
         neighbours: ImageDataset | None = None,
         guide: ImageDataset | None = None,
         keep: Callable[[Tensor, Tensor], Tensor] | None = None,
+        shots: ImageDataset | None = None,
     ) -> None:
         from genaug.transforms import GenerativeAugment
 
@@ -93,6 +97,11 @@ class GenerativeStage:
             neighbours=step.neighbour_walk(neighbours, guide),
             detail=step.detail,
         )
+        self.offline: OfflineVariations | None = None
+        if step.offline:
+            if shots is None:
+                raise GenaugError(f"offline={step.offline} needs the labelled shots to vary.")
+            self.offline = OfflineVariations(self.augment, shots, step.offline, step.chain, seed)
 
     def set_progress(self, fraction: float) -> None:
         self.augment.p = self.step.p_at(fraction)
@@ -101,15 +110,22 @@ class GenerativeStage:
         self.last_generated = torch.zeros(images.shape[0], dtype=torch.bool)
         if self.augment.p <= 0.0:
             return images, labels
-        if self.step.chain == 1 and self.step.cap >= 1.0 and self.keep is None:
+        simple = self.step.chain == 1 and self.step.cap >= 1.0 and self.keep is None
+        if simple and self.offline is None:
             out = self.augment(images, labels)
             self.last_generated = self.augment.last_params["apply"].cpu().clone()
             return out, labels
         # One draw holds every link of a chain (mode vary); the cap edits it before use.
         params = self.augment.make_params(images, labels, chain=self.step.chain)
         params["apply"] = _capped(params["apply"], self.step.cap)
-        out = self.augment(images, labels, params=params)
         generated = params["apply"].cpu().clone()
+        if self.offline is not None:  # the share drawn takes variations made before training
+            out = images.clone()
+            rows = generated.nonzero().squeeze(1)
+            if len(rows):
+                out[rows.to(out.device)] = self.offline.draw(images[rows], labels[rows])
+        else:
+            out = self.augment(images, labels, params=params)
         if self.keep is not None and bool(generated.any()):
             rows = generated.nonzero().squeeze(1)
             kept = self.keep(to_float_images(out[rows]), labels[rows].long()).cpu()
@@ -138,6 +154,14 @@ class RecipePipeline:
     def __init__(self, recipe: Recipe, stages: list[Any]) -> None:
         self.recipe = recipe
         self.stages = stages
+
+    @property
+    def offline_seconds(self) -> float | None:
+        """The one-off cost of the offline route's variations (None: online)."""
+        for stage in self.stages:
+            if isinstance(stage, GenerativeStage) and stage.offline is not None:
+                return stage.offline.seconds
+        return None
 
     @property
     def last_generated(self) -> Tensor | None:
@@ -169,12 +193,14 @@ def build_pipeline(
     neighbours: ImageDataset | None = None,
     guide: ImageDataset | None = None,
     keep: Callable[[Tensor, Tensor], Tensor] | None = None,
+    shots: ImageDataset | None = None,
 ) -> RecipePipeline | None:
     """The batch pipeline of ``recipe`` (None for ``none``), with ``generator`` when it has one.
 
     ``neighbours``: the bank of images for mode ``neighbour`` (ignored by the other modes);
     ``guide``: the labelled images a ``guide=1`` walk spreads its classes from; ``keep``: the
-    filter of generated images (``filter=1``).
+    filter of generated images (``filter=1``); ``shots``: the labelled images the offline
+    route varies (``offline=V``).
     """
     stages: list[Any] = []
     if recipe.classic:
@@ -182,7 +208,9 @@ def build_pipeline(
     if recipe.generative is not None:
         if generator is None:
             raise GenaugError(f"condition {recipe.name!r} needs a generator; none was given.")
-        generative = GenerativeStage(generator, recipe.generative, seed, neighbours, guide, keep)
+        generative = GenerativeStage(
+            generator, recipe.generative, seed, neighbours, guide, keep, shots
+        )
         if recipe.generative.order == "generative-first":
             stages.insert(0, generative)
         else:

@@ -63,6 +63,9 @@ class AugmentSettings:
         cap: the most of a batch that may be generated, in [0, 1] (draws past it stay real).
         count: for a feature-space generator (``hallucinator``), hallucinated features per shot
             (heads) or per image of a batch (the head of a fine-tune).
+        offline: 0 (online: the generator runs on every batch) or V: V variations of each
+            labelled shot made once before the classifier trains, drawn with the same p (the
+            route for costly generators such as a diffusion model's SDEdit).
     """
 
     mode: str = "auto"
@@ -85,10 +88,13 @@ class AugmentSettings:
     filter: bool = False
     cap: float = 1.0
     count: int = 5
+    offline: int = 0
 
     def __post_init__(self) -> None:
         check_count(self.chain, "chain")
         check_count(self.count, "count")
+        if self.offline:
+            check_count(self.offline, "offline")
         if self.bn not in BATCHNORMS:
             raise GenaugError(f"bn must be one of {', '.join(BATCHNORMS)}, got {self.bn!r}.")
         if self.chain != 1 and self.mode not in ("auto", "vary"):
@@ -124,7 +130,7 @@ AUGMENT_FIELDS = tuple(f.name for f in dataclasses.fields(AugmentSettings))
 
 def parse_option(key: str, text: str, condition: str) -> Any:
     """The value of an inline option ``key=text`` of ``condition`` (one sentence if unfit)."""
-    if key in ("k", "hops", "chain", "count"):
+    if key in ("k", "hops", "chain", "count", "offline"):
         if not text.isdigit() or int(text) < 1:
             raise GenaugError(
                 f"condition {condition!r}: {key}={text!r} must be a whole number >= 1, e.g. "

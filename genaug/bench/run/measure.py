@@ -95,6 +95,7 @@ def run_one(
         "augment_ms_per_step": round(
             1000 * measured["augment_seconds"] / max(measured["steps"], 1), 3
         ),
+        **_offline_cost(pipeline),
         "steps": measured["steps"],
         "train_images": measured["train_images"],
         "test_images": len(split.test),
@@ -109,6 +110,12 @@ def run_one(
         record["learner"] = recipe.learner.record()
         record["generated_features"] = measured.get("generated_features")
     return record
+
+
+def _offline_cost(pipeline: RecipePipeline | None) -> dict[str, float]:
+    """``offline_seconds``: the one-off cost of an offline route's variations (none online)."""
+    seconds = None if pipeline is None else pipeline.offline_seconds
+    return {} if seconds is None else {"offline_seconds": round(seconds, 3)}
 
 
 def _treatment(recipe: Recipe) -> GeneratedTreatment | None:
@@ -158,6 +165,7 @@ def arm_pipeline(
         neighbours=neighbours,
         guide=None if conditional else split.labeled,
         keep=keep_filter(config, split.labeled) if step is not None and step.filter else None,
+        shots=split.labeled if step is not None and step.offline else None,
     )
 
 
