@@ -105,7 +105,9 @@ def test_needs_an_exemplar_and_says_so():
         model.vary(torch.rand(2, 3, 16, 16))
     with pytest.raises(GenaugError, match="trains on pairs: pass partners"):
         model.training_step(torch.rand(2, 1, 16, 16), None, {}, torch.autocast)
-    with pytest.raises(GenaugError, match=r"varies images \(dagan, diffusers, diffusion, pairvae\)"):
+    with pytest.raises(
+        GenaugError, match=r"varies images \(dagan, diffusers, diffusion, pairvae\)"
+    ):
         create_generator("test_gan", image_size=16).vary(torch.rand(2, 1, 16, 16))
 
 
