@@ -23,7 +23,7 @@ CONDITIONS = [
     "base:proto",
     "base:probe+affine",
     "base:proto@center=1,views=3+affine",
-    "base:finetune@backbone=0.1+affine",
+    "base:finetune@backbone=0.1,smoothing=0.1+affine",
     "base:affine+test_pairvae@weight=0.5,bn=separate,soft=0.1",
     "base:affine+test_pairvae@filter=1,cap=0.25",
     "base:probe@views=2+affine+test_pairvae",
@@ -105,8 +105,9 @@ def test_every_learner_runs_paired_on_the_same_episode(finished):
     viewed = runs["1|0|base:proto@center=1,views=3+affine|-"]
     assert viewed["train_images"] == 4 * (1 + 3) and viewed["learner"]["center"] is True
     assert "learner" not in runs["1|0|base:affine|-"]  # old conditions' records unchanged
-    gentle = runs["1|0|base:finetune@backbone=0.1+affine|-"]
+    gentle = runs["1|0|base:finetune@backbone=0.1,smoothing=0.1+affine|-"]
     assert gentle["learner"]["backbone"] == 0.1 and gentle["steps"] == 3
+    assert gentle["learner"]["smoothing"] == 0.1
     hallucinated = next(r for k, r in runs.items() if "base:proto+test_hallucinator" in k)
     assert hallucinated["generated_features"] == 3 * 4 and hallucinated["kind"] == "generative"
     views = next(r for k, r in runs.items() if "base:probe@views=2" in k)
@@ -169,6 +170,10 @@ def test_learner_conditions_parse_and_refuse():
     assert parse_condition("finetune", names).name == "none"  # the plain fine-tune
     with pytest.raises(GenaugError, match="proto learner takes"):
         parse_condition("proto@backbone=0.1", names)
+    smoothed = parse_condition("finetune@smoothing=0.1+affine", names)
+    assert smoothed.learner.smoothing == 0.1 and smoothed.name == "finetune@smoothing=0.1+affine"
+    with pytest.raises(GenaugError, match="smoothing must lie in"):
+        parse_condition("finetune@smoothing=1", names)
     with pytest.raises(GenaugError, match="backbone must lie in"):
         parse_condition("finetune@backbone=2", names)
     with pytest.raises(GenaugError, match="names two learners"):

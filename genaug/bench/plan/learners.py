@@ -12,7 +12,7 @@ fine-tune the bench always ran:
 condition's other parts (classic transforms; a generator's variations count as generated, with
 the generator part's ``weight``), optionally centred on the base classes' mean feature
 (``center=1``, SimpleShot). Examples: ``base:proto``, ``base:probe@views=20+affine``,
-``base:finetune@backbone=0.1+affine``, ``base:probe+affine+hallucinator@count=5``.
+``base:finetune@backbone=0.1+affine``, ``base:finetune@smoothing=0.1+affine`` (label smoothing), ``base:probe+affine+hallucinator@count=5``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ LEARNERS = ("finetune", "proto", "probe")
 HEAD_LEARNERS = ("proto", "probe")
 # The options each learner takes, and their types.
 _OPTIONS: dict[str, dict[str, type]] = {
-    "finetune": {"backbone": float},
+    "finetune": {"backbone": float, "smoothing": float},
     "proto": {"views": int, "center": bool},
     "probe": {"views": int, "center": bool, "regularisation": float},
 }
@@ -42,6 +42,8 @@ class LearnerSettings:
     Attributes:
         name: ``finetune``, ``proto`` or ``probe``.
         backbone: the fine-tune's backbone learning rate as a share of the head's (0, 1].
+        smoothing: the fine-tune's label smoothing of every image, in [0, 1) (None: the
+            bench's ``label_smoothing``); the control for a generator part's ``soft``.
         views: augmented views per shot for a head (used when the condition augments).
         center: subtract the base classes' mean feature before normalising (heads).
         regularisation: the probe's L2 penalty (fixed on the exploration episodes).
@@ -50,6 +52,7 @@ class LearnerSettings:
 
     name: str = "finetune"
     backbone: float = 1.0
+    smoothing: float | None = None
     views: int = 10
     center: bool = False
     regularisation: float = 1e-2
@@ -95,6 +98,8 @@ def _value(key: str, kind: type, text: str, condition: str) -> Any:
         raise GenaugError(
             f"condition {condition!r}: {key}={text!r} is not a number; use e.g. {key}=0.1."
         ) from None
+    if key == "smoothing" and not 0.0 <= value < 1.0:
+        raise GenaugError(f"condition {condition!r}: smoothing must lie in [0, 1), got {value}.")
     if key == "backbone" and not 0.0 < value <= 1.0:
         raise GenaugError(f"condition {condition!r}: backbone must lie in (0, 1], got {value}.")
     if key == "regularisation" and not value > 0:

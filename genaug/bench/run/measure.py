@@ -62,8 +62,11 @@ def run_one(
     if recipe.learner.is_head:
         measured = run_head(config, arm, split, generator, pipeline, augment_seed, cache.dataset)
     else:
+        classifier = classifier_for(config, arm.base, recipe.learner.backbone)
+        if recipe.learner.smoothing is not None:
+            classifier.label_smoothing = recipe.learner.smoothing
         result = train_classifier(
-            classifier_for(config, arm.base, recipe.learner.backbone),
+            classifier,
             labeled.images,
             labeled.targets,
             split.test.images,
