@@ -1,7 +1,7 @@
-"""The learners of base: conditions (bench/plan/learners.py, bench/learn/heads.py): prototypes and linear
-probes on the base classifier's frozen features, a gentler fine-tune, a hallucinator where the
-head is fit, and the options for generated images (weight, separate BatchNorm statistics, soft
-labels, a filter, a cap).
+"""The learners of base: conditions (bench/plan/learners.py, bench/learn/heads.py): prototypes
+and linear probes on the base classifier's frozen features, a gentler fine-tune, a hallucinator
+where the head is fit, and the options for generated images (weight, separate BatchNorm
+statistics, soft labels, a filter, a cap).
 
 One tiny episodic bench on the made-up Omniglot zips (Tagalog new, Greek base), run once."""
 
@@ -12,6 +12,7 @@ import torch
 from helpers import make_classifier_folder, train_tiny
 
 from genaug.bench import BenchConfig, read_runs, run_bench
+from genaug.bench.plan.parts import condition_names
 from genaug.bench.plan.recipes import parse_condition
 from genaug.data import load_dataset
 from genaug.errors import GenaugError
@@ -119,8 +120,9 @@ def test_every_learner_runs_paired_on_the_same_episode(finished):
 def test_the_report_counts_heads_among_the_references(finished):
     out, result = finished
     entry = result.summary["shots"]["1"]["pipelines"]
-    assert entry["without_generator"] in CONDITIONS[:5]
-    assert entry["with_generator"] in [f"{c} [checkpoint]" for c in CONDITIONS[5:]]
+    names = condition_names(CONDITIONS, list_generators())  # options in canonical order
+    assert entry["without_generator"] in names[:5]
+    assert entry["with_generator"] in [f"{c} [checkpoint]" for c in names[5:]]
     references = entry["references"]
     assert set(references["best"]) == {"finetune", "probe", "proto"}
     assert references["strongest"] == entry["without_generator"]
