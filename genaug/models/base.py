@@ -87,6 +87,9 @@ class Generator(nn.Module):
     #: Whether ``vary(images)`` works: every image-conditioned family, and families that also
     #: draw from noise but can vary a given image (diffusion: SDEdit). Mode ``vary`` needs it.
     varies_images: ClassVar[bool] = False
+    #: Whether the family wraps a user's pretrained model loaded from a folder (a diffusers
+    #: pipeline): not built by the registry (no ``test_`` builder) nor trained by genaug.
+    pretrained: ClassVar[bool] = False
     #: Whether the family maps features to features (a hallucinator) and makes no images.
     feature_space: ClassVar[bool] = False
     #: Whether ``training_step`` takes ``partners``: for each image another image of its class

@@ -68,6 +68,7 @@ class DiffusersPipeline(ddim.SDEditing, Generator):
 
     family = "diffusers"
     varies_images = True
+    pretrained = True
     max_image_size = 1024
 
     def __init__(
