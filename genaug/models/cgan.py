@@ -32,7 +32,7 @@ from genaug.models.base import (
     stage_widths,
 )
 from genaug.models.gan import GAN, downsampling_stack
-from genaug.models.labels import ClassHead, frozen_features, head_loss, label_free_input
+from genaug.models.labels import ClassHead, frozen_features, head_loss, label_free_features
 from genaug.models.registry import register
 
 
@@ -124,7 +124,7 @@ class CGAN(GAN):
         # The encoder's features of the image with all-zero label planes, frozen (see labels.py).
         stack = self.encoder.features
         features = frozen_features(
-            stack, lambda: stack(label_free_input(images, self.num_classes)).flatten(1)
+            stack, lambda: label_free_features(stack, images, self.num_classes).flatten(1)
         )
         return self.class_head(features)
 

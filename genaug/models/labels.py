@@ -58,19 +58,43 @@ def label_free_input(images: Tensor, num_classes: int) -> Tensor:
     return torch.cat([x, x.new_zeros(b, num_classes, h, w)], dim=1)
 
 
+def label_free_features(stack: nn.Sequential, images: Tensor, num_classes: int) -> Tensor:
+    """``stack(label_free_input(images, num_classes))``, without convolving the zero planes.
+
+    The all-zero label planes add nothing to the first convolution, so a plain first
+    ``nn.Conv2d`` runs on the image channels alone (its weights' first C input channels): the
+    same numbers at a fraction of the first layer's cost (a stack whose first layer is
+    anything else gets the full input).
+    """
+    first = stack[0]
+    if type(first) is not nn.Conv2d or first.padding_mode != "zeros" or first.groups != 1:
+        return stack(label_free_input(images, num_classes))
+    x = images * 2 - 1  # (B, C, S, S) centred
+    weight = first.weight[:, : x.shape[1]]  # (out, C, k, k): the image channels' kernels
+    h = F.conv2d(x, weight, first.bias, first.stride, first.padding, first.dilation)
+    layers = iter(stack)
+    next(layers)  # the first, done
+    for layer in layers:
+        h = layer(h)
+    return h
+
+
 def frozen_features(encoder: nn.Module, features: Callable[[], Tensor]) -> Tensor:
     """Run ``features()`` with ``encoder`` in eval mode and without gradients, then restore it.
 
     The head learns from what the encoder gives at inference (BatchNorm on running statistics),
-    and neither the encoder's weights nor its BatchNorm statistics see the label-free pass.
+    and neither the encoder's weights nor its BatchNorm statistics see the label-free pass. An
+    encoder in eval mode already (a transform's generator) is not switched back and forth.
     """
     was_training = encoder.training
-    encoder.eval()
+    if was_training:
+        encoder.eval()
     try:
         with torch.no_grad():
             return features().detach()
     finally:
-        encoder.train(was_training)
+        if was_training:
+            encoder.train(True)
 
 
 def head_loss(logits: Tensor, labels: Tensor) -> Tensor:

@@ -26,7 +26,7 @@ from genaug.models.base import (
     one_hot,
     stage_widths,
 )
-from genaug.models.labels import ClassHead, frozen_features, head_loss, label_free_input
+from genaug.models.labels import ClassHead, frozen_features, head_loss, label_free_features
 from genaug.models.registry import register
 
 
@@ -138,7 +138,7 @@ class VAE(Generator):
             return super().class_logits(images)
         # The encoder's features of the image with all-zero label planes, frozen (see labels.py).
         features = frozen_features(
-            self.encoder, lambda: self.encoder(label_free_input(images, self.num_classes))
+            self.encoder, lambda: label_free_features(self.encoder, images, self.num_classes)
         )
         return self.class_head(features)
 

@@ -30,6 +30,7 @@ __all__ = [
     "config_label_problem",
     "prepare_batch",
     "warn_if_labels_required",
+    "with_inferred_classes",
 ]
 
 RANGE_TOLERANCE = 0.05  # float pixels this far outside [0, 1] are clamped; further is an error
@@ -42,6 +43,10 @@ class Prepared(NamedTuple):
     work: Tensor  # (B, C_gen, S, S) float32 in [0, 1] on the generator's device (if converted)
     classes: Tensor | None  # (B,) long on the generator's device (given or inferred), or None
     model: Generator
+    device: torch.device  # the generator's (read once per call)
+    # Classes still to infer from ``work`` (no labels came for a conditional generator): left
+    # to :func:`with_inferred_classes`, so that only the images to transform are classified.
+    infer: bool = False
 
 
 def prepare_batch(
@@ -56,7 +61,9 @@ def prepare_batch(
     """Check a batch and its labels; with ``convert``, also the pixels, and make ``work``.
 
     ``owner`` names the transform in error messages; ``guided``: the neighbour walk has a
-    guide (it then needs labels even for an unconditional generator).
+    guide (it then needs labels even for an unconditional generator). Classes a conditional
+    generator must infer are inferred here for mode ``interpolate`` (its partners are drawn
+    by class), else left to :func:`with_inferred_classes` (``Prepared.infer``).
     """
     if not isinstance(batch, Tensor):
         raise GenaugError(
@@ -90,8 +97,9 @@ def prepare_batch(
     # conditions on the inferred classes. Drawing parameters needs them only for partners.
     # Mode ``vary`` needs no class: without one, a conditional generator varies unconditionally.
     infer = classes is None and model.conditional and mode != "vary"
+    device = model.device
     if not convert and not (infer and mode == "interpolate"):  # enough to draw parameters
-        return Prepared(batch, batch, classes, model)
+        return Prepared(batch, batch, classes, model, device)
     work = to_float_images(batch)
     if batch.is_floating_point():
         finite, low, high = torch.stack(
@@ -108,13 +116,35 @@ def prepare_batch(
                 f"{high:.3g}; divide 0-255 images by 255, and place the transform before "
                 "Normalize (or give GenerativeMix the mean and std)."
             )
-    work = work.to(model.device, non_blocking=True).clamp(0.0, 1.0)
+    work = work.to(device, non_blocking=True).clamp(0.0, 1.0)
     work = convert_channels(work, model.channels)
     work = resize_images(work, model.image_size)  # (B, C_gen, S, S)
     work = work.contiguous(memory_format=torch.channels_last)  # what the convolutions prefer
-    if infer:
-        classes = model.infer_labels(work)  # (B,): used to decode only, never returned
-    return Prepared(batch, work if convert else batch, classes, model)
+    prepared = Prepared(batch, work if convert else batch, classes, model, device, infer)
+    if infer and mode == "interpolate":
+        prepared = with_inferred_classes(prepared._replace(work=work), None)
+        prepared = prepared._replace(work=work if convert else batch)
+    return prepared
+
+
+def with_inferred_classes(prepared: Prepared, rows: Tensor | None) -> Prepared:
+    """``prepared`` with the classes the generator infers for the images ``rows`` (None: all),
+    where they are still to infer (``Prepared.infer``); other rows get class 0, never read.
+
+    The classes condition the generator only; they are never returned to the caller. The
+    label source was checked with the batch (:func:`check_labels`), so this goes straight
+    to the class head (``Generator.infer_labels`` without its per-call checks).
+    """
+    if not prepared.infer:
+        return prepared
+    work, model = prepared.work, prepared.model
+    with torch.no_grad():
+        inferred = model.class_logits(work if rows is None else work[rows]).argmax(dim=1)
+    if rows is None:
+        return prepared._replace(classes=inferred, infer=False)
+    classes = torch.zeros(work.shape[0], dtype=torch.long, device=work.device)  # (B,)
+    classes[rows] = inferred
+    return prepared._replace(classes=classes, infer=False)
 
 
 def check_label_source(model: Generator, owner: str, mode: str, why: str) -> None:

@@ -3,7 +3,8 @@
 A call's randomness is drawn up front into tensors with one row per image (so a call can be
 replayed exactly, as in Kornia): :func:`draw_params` draws them for a mode, :func:`check_params`
 checks a replayed set against the batch, and :func:`generate` hands them to the mode's kernel
-in :mod:`genaug.transforms.functional`.
+in :mod:`genaug.transforms.functional`; :func:`to_batch_layout` and :func:`add_detail` shape
+what the kernel made into the caller's layout.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from genaug.data.convert import convert_channels, resize_images, to_float_images
 from genaug.errors import GenaugError
 from genaug.transforms import functional as F
 from genaug.transforms._inputs import Prepared
@@ -31,6 +33,7 @@ def draw_params(
     bank: LatentBank | None,
     rng: torch.Generator,
     chain: int = 1,
+    per_image: bool = False,
 ) -> dict[str, Tensor]:
     """Draw the parameters of one call from ``rng`` (on its device).
 
@@ -39,14 +42,42 @@ def draw_params(
     for ``interpolate`` also ``mix`` (B,) uniform and ``partner`` (B,) index of a same-class
     image; for ``neighbour`` ``mix`` (B,) (all ones for a whole walk) and ``choice``
     (B, hops) which of the ``k`` neighbours each hop takes.
+
+    ``per_image``: draw image by image, each as a call on that image alone draws it (so an
+    image gets what a per-sample transform on the same stream gives it in turn; in mode
+    ``interpolate`` an image alone has no partner: each is its own).
     """
-    n, device = prepared.batch.shape[0], rng.device
+    n = prepared.batch.shape[0]
     if chain != 1 and mode != "vary":
         raise GenaugError(
             f"chain applies the generator several times in mode 'vary', not in mode {mode!r}; "
             "use chain=1."
         )
-    latent = prepared.model.latent_dim
+    latent, classes = prepared.model.latent_dim, prepared.classes
+    if not per_image or n == 1:
+        return _draw(mode, p, n, latent, classes, bank, rng, chain)
+    rows = [
+        _draw(mode, p, 1, latent, None if classes is None else classes[i : i + 1], bank, rng, chain)
+        for i in range(n)
+    ]
+    params = {key: torch.cat([row[key] for row in rows]) for key in rows[0]}
+    if mode == "interpolate":  # each image alone is its own partner (index 0 of its call)
+        params["partner"] = torch.arange(n, device=rng.device)
+    return params
+
+
+def _draw(
+    mode: str,
+    p: float,
+    n: int,
+    latent: int,
+    classes: Tensor | None,
+    bank: LatentBank | None,
+    rng: torch.Generator,
+    chain: int,
+) -> dict[str, Tensor]:
+    """The draws of :func:`draw_params` for ``n`` images, in one go."""
+    device = rng.device
     shape = (n, latent) if chain == 1 else (n, chain, latent)
     params = {
         "apply": torch.rand(n, generator=rng, device=device) < p,  # (B,)
@@ -54,7 +85,7 @@ def draw_params(
     }
     if mode == "interpolate":
         params["mix"] = torch.rand(n, generator=rng, device=device)  # (B,)
-        params["partner"] = F.pick_partners(prepared.classes, n, rng, device)  # (B,)
+        params["partner"] = F.pick_partners(classes, n, rng, device)  # (B,)
     elif mode == "neighbour":
         assert bank is not None
         mix = torch.rand(n, generator=rng, device=device)  # (B,)
@@ -100,8 +131,7 @@ def generate(
     image's reconstruction (for ``detail``). Returns a :class:`Decoded` whose ``images`` are
     (len(rows), C, S, S) at the generator's size.
     """
-    model, work, classes = prepared.model, prepared.work, prepared.classes
-    device = model.device
+    model, work, classes, device = prepared.model, prepared.work, prepared.classes, prepared.device
     noise = params["noise"].to(device=device, dtype=work.dtype)
 
     def pick(t: Tensor | None) -> Tensor | None:
@@ -121,3 +151,26 @@ def generate(
     partner, mix = params["partner"].to(device), params["mix"].to(device)
     # interpolate: partners are looked up in the whole batch, so it takes all rows and ``rows``
     return kernel(model, work, classes, partner, mix, noise, strength, rows, reconstruct)
+
+
+def to_batch_layout(images: Tensor, batch: Tensor) -> Tensor:
+    """Generator output (n, C_gen, S, S) -> float32 (n, C, H, W) like ``batch``."""
+    images = convert_channels(images.float(), batch.shape[1])
+    return resize_images(images, tuple(batch.shape[-2:]))
+
+
+def add_detail(
+    generated: Tensor, decoded: Decoded, batch: Tensor, rows: Tensor | None, detail: float
+) -> Tensor:
+    """``generated + detail * (image - reconstruction)``, in the batch's layout, for the images
+    ``rows`` of ``batch`` (None: all); a walk's detail moves toward the bank image's with it."""
+    assert decoded.reconstruction is not None
+    reconstruction = to_batch_layout(decoded.reconstruction, batch)
+    # The image's own detail: what the generator's reconstruction misses.
+    original = batch if rows is None else batch[rows.to(batch.device)]
+    original = to_float_images(original).to(generated.device)
+    own = original - reconstruction
+    if decoded.borrowed is not None and decoded.own_share is not None:
+        own_share = decoded.own_share.float().view(-1, 1, 1, 1)
+        own = own_share * own + to_batch_layout(decoded.borrowed, batch)
+    return (generated + detail * own).clamp(0.0, 1.0)

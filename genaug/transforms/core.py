@@ -39,16 +39,28 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import get_worker_info
 
-from genaug.data.convert import convert_channels, resize_images, to_float_images, to_uint8_images
+from genaug.data.convert import to_uint8_images
 from genaug.device import autocast_for
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.models.holder import GeneratorHolder
 from genaug.transforms import functional as F
-from genaug.transforms._inputs import Prepared, prepare_batch
-from genaug.transforms._params import check_params, draw_params, generate
-from genaug.transforms.checks import MODES, PRECISIONS, check_count, resolve_mode, supported_modes
-from genaug.transforms.functional import Decoded
+from genaug.transforms._inputs import Prepared, prepare_batch, with_inferred_classes
+from genaug.transforms._params import (
+    add_detail,
+    check_params,
+    draw_params,
+    generate,
+    to_batch_layout,
+)
+from genaug.transforms.checks import (
+    MODES,
+    PRECISIONS,
+    check_count,
+    check_flag,
+    resolve_mode,
+    supported_modes,
+)
 from genaug.transforms.neighbours import LatentBank, build_latent_bank
 from genaug.transforms.settings import AugmentSettings, SettingsAttributes
 from genaug.transforms.walk import NeighbourWalk
@@ -256,6 +268,7 @@ class GenerativeAugment(SettingsAttributes, nn.Module):
         labels: Tensor | None = None,
         generator: torch.Generator | None = None,
         chain: int = 1,
+        per_image: bool = False,
     ) -> dict[str, Tensor]:
         """Draw the per-image parameters for ``batch``: a dict of tensors with first dim B.
 
@@ -265,16 +278,25 @@ class GenerativeAugment(SettingsAttributes, nn.Module):
         ``generator`` replaces the transform's own random generator for this draw. ``chain``
         (mode ``vary``): draw a chain of that many variations, noise (B, chain, latent_dim);
         ``aug(batch, labels, params=params)`` then applies the generator ``chain`` times.
+        ``per_image=True`` draws image by image, as calls on one image at a time would: each
+        image gets the draw a per-sample transform of the same seed gives it in turn (in mode
+        ``interpolate`` an image alone has no partner, so each is its own: it is perturbed).
         :meth:`transform_batch` is the second step.
         """
         chain = check_count(chain, "chain")
-        return self._make_params(self._prepare(batch, labels, convert=False), generator, chain)
+        per_image = check_flag(per_image, "per_image")
+        prepared = self._prepare(batch, labels, convert=False)
+        return self._make_params(prepared, generator, chain, per_image)
 
     def _make_params(
-        self, prepared: Prepared, generator: torch.Generator | None = None, chain: int = 1
+        self,
+        prepared: Prepared,
+        generator: torch.Generator | None = None,
+        chain: int = 1,
+        per_image: bool = False,
     ) -> dict[str, Tensor]:
-        rng = generator if generator is not None else self._random_generator(prepared.model.device)
-        return draw_params(self.mode, self.p, prepared, self.bank, rng, chain)
+        rng = generator if generator is not None else self._random_generator(prepared.device)
+        return draw_params(self.mode, self.p, prepared, self.bank, rng, chain, per_image)
 
     # ------------------------------------------------------------------ applying
     def forward(
@@ -302,18 +324,22 @@ class GenerativeAugment(SettingsAttributes, nn.Module):
         return self._run(self._prepare(batch, labels), params)
 
     def _run(self, prepared: Prepared, params: dict[str, Tensor]) -> Tensor:
-        batch, model = prepared.batch, prepared.model
-        check_params(params, self.mode, batch.shape[0], model.latent_dim)
-        device = model.device
+        batch, model, device = prepared.batch, prepared.model, prepared.device
+        n = batch.shape[0]
+        check_params(params, self.mode, n, model.latent_dim)
         applied = params["apply"].to(device)
-        # On the CPU only the images to transform are computed; on an accelerator the whole
-        # batch is computed and selected with torch.where, so nothing waits for the host.
-        rows = None
-        if device.type == "cpu":
+        # On the CPU only the images to transform are computed (all of them: no selection);
+        # on an accelerator the whole batch is computed and selected with torch.where, so
+        # nothing waits for the host.
+        rows, every = None, device.type != "cpu"
+        if not every:
             rows = applied.nonzero().squeeze(1)
             if rows.numel() == 0:
                 return batch.clone()
+            if rows.numel() == n:
+                rows, every = None, True
         with torch.inference_mode(), self._autocast(device):
+            prepared = with_inferred_classes(prepared, rows)  # only the rows to transform
             decoded = generate(  # images (n, C_gen, S, S), and what ``detail`` needs
                 self._kernel(),
                 self.mode,
@@ -324,42 +350,22 @@ class GenerativeAugment(SettingsAttributes, nn.Module):
                 self.bank,
                 self.detail > 0,
             )
-            generated = self._to_batch_layout(decoded.images, batch)
+            generated = to_batch_layout(decoded.images, batch)
             if self.detail > 0:
-                generated = self._add_detail(generated, decoded, batch, rows)
+                generated = add_detail(generated, decoded, batch, rows, self.detail)
             if batch.dtype == torch.uint8:
                 generated = to_uint8_images(generated)
             else:
                 generated = generated.to(batch.dtype)
         generated = generated.to(batch.device)
+        if every and device.type == "cpu":  # every image transformed: nothing of it to keep
+            return torch.empty_like(batch).copy_(generated)  # in the batch's memory layout
         if rows is None:
             keep = applied.to(batch.device).view(-1, 1, 1, 1)
             return torch.where(keep, generated, batch)
         out = batch.clone()
         out[rows.to(batch.device)] = generated
         return out
-
-    def _add_detail(
-        self, generated: Tensor, decoded: Decoded, batch: Tensor, rows: Tensor | None
-    ) -> Tensor:
-        """``generated + detail * (image - reconstruction)``, in the batch's layout; a walk's
-        detail moves toward the bank image's with the walk."""
-        assert decoded.reconstruction is not None
-        reconstruction = self._to_batch_layout(decoded.reconstruction, batch)
-        # The image's own detail: what the generator's reconstruction misses.
-        original = batch if rows is None else batch[rows.to(batch.device)]
-        original = to_float_images(original).to(generated.device)
-        detail = original - reconstruction
-        if decoded.borrowed is not None and decoded.own_share is not None:
-            own_share = decoded.own_share.float().view(-1, 1, 1, 1)
-            detail = own_share * detail + self._to_batch_layout(decoded.borrowed, batch)
-        return (generated + self.detail * detail).clamp(0.0, 1.0)
-
-    @staticmethod
-    def _to_batch_layout(images: Tensor, batch: Tensor) -> Tensor:
-        """Generator output (n, C_gen, S, S) -> float32 (n, C, H, W) like ``batch``."""
-        images = convert_channels(images.float(), batch.shape[1])
-        return resize_images(images, tuple(batch.shape[-2:]))
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.precision == "bfloat16":
