@@ -21,7 +21,13 @@ from genaug.models import (
     load_generator,
     save_generator,
 )
-from genaug.transforms import AugmentSettings, GenerativeAugment, GenerativeMix, NeighbourWalk
+from genaug.transforms import (
+    AugmentSettings,
+    GenerativeAugment,
+    GenerativeCollate,
+    GenerativeMix,
+    NeighbourWalk,
+)
 from genaug.transforms.synthetic import MixedDataset, SyntheticDataset
 from genaug.version import __version__
 
@@ -57,6 +63,7 @@ __all__ = [
     "GenaugError",
     "GenaugNotice",
     "GenerativeAugment",
+    "GenerativeCollate",
     "GenerativeMix",
     "Generator",
     "MixedDataset",

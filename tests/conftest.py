@@ -28,6 +28,20 @@ def digits16():
     return load_dataset("digits", image_size=16)
 
 
+@pytest.fixture(scope="session")
+def digit_folder(tmp_path_factory, digits16):
+    """A real ImageFolder tree: 4 digits of each class as PNGs (16 px, gray)."""
+    from genaug.transforms.synthetic import image_to_pil
+
+    root = tmp_path_factory.mktemp("digits")
+    for label in range(10):
+        (root / str(label)).mkdir()
+        indices = torch.nonzero(digits16.targets == label).flatten()[:4]
+        for k, index in enumerate(indices.tolist()):
+            image_to_pil(digits16.images[index].float() / 255).save(root / str(label) / f"{k}.png")
+    return root
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     """A training config that runs in about a second on a CPU."""

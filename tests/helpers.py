@@ -30,7 +30,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from genaug import GenerativeAugment, GenerativeMix
+from genaug import GenerativeAugment, GenerativeCollate, GenerativeMix
 from genaug.transforms.torchvision import TorchvisionGenerativeAugment
 
 
@@ -169,6 +169,35 @@ def _mix_host() -> Host:
     )
 
 
+def _collate_host() -> Host:
+    """GenerativeCollate: a list of ``(image (C, H, W), label)`` samples in, ``[images, labels]``
+    out (what ``default_collate`` makes of them)."""
+
+    def sample(n, c, size, dtype, k):
+        images, labels = _images(n, c, size, dtype), _labels(n, k)
+        return [(images[i], int(labels[i])) for i in range(n)]
+
+    def image_of(s):  # the collated images, of the output or of the samples
+        return s[0] if isinstance(s[0], Tensor) else torch.stack([image for image, _ in s])
+
+    def split(s):
+        if isinstance(s[0], Tensor):
+            return [[s[0][i : i + 1], s[1][i : i + 1]] for i in range(len(s[0]))]
+        return [[pair] for pair in s]
+
+    return Host(
+        name="collate",
+        transform_class=GenerativeCollate,
+        build=lambda g, mode, p, seed: GenerativeCollate(
+            g, mode=mode, p=p, seed=seed, **bank_for(mode)
+        ),
+        sample=sample,
+        call=lambda t, s, params: t(s, params=params),
+        image_of=image_of,
+        split=split,
+    )
+
+
 def _torchvision_host() -> Host:
     def sample(n, c, size, dtype, k):
         return (_images(n, c, size, dtype), _labels(n, k))
@@ -249,7 +278,13 @@ def kornia_host() -> Host:
 
 
 def _all_hosts() -> list[Host]:
-    hosts = [_core_host(), _mix_host(), _torchvision_host(), _torchvision_pil_host()]
+    hosts = [
+        _core_host(),
+        _mix_host(),
+        _collate_host(),
+        _torchvision_host(),
+        _torchvision_pil_host(),
+    ]
     for optional in (_albumentations_host, kornia_host):
         with contextlib.suppress(ImportError):  # the optional extra may not be installed
             hosts.append(optional())
@@ -520,6 +555,7 @@ def adapter_classes() -> dict[str, type]:
     classes = {
         "core": GenerativeAugment,
         "mix": GenerativeMix,
+        "collate": GenerativeCollate,
         "torchvision": TorchvisionGenerativeAugment,
     }
     with contextlib.suppress(ImportError):
@@ -542,6 +578,8 @@ def augment_one(transform: Any, image: Tensor, label: int) -> Tensor:
         out = transform(image[None], labels)[0]
     elif name == "GenerativeMix":
         out = transform(image[None], labels)[0][0]
+    elif name == "GenerativeCollate":
+        out = transform([(image, label)])[0][0]
     elif name == "TorchvisionGenerativeAugment":
         out = transform((image, label))[0]
     elif name == "AlbumentationsGenerativeAugment":

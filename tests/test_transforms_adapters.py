@@ -49,7 +49,7 @@ def generator_of(kind: str, checkpoint):
 def build(name: str, generator, **settings):
     """An adapter with p=1 (every image changes); seeded where the adapter owns a stream."""
     settings.setdefault("p", 1.0)
-    if name in ("core", "mix", "torchvision"):
+    if name in ("core", "mix", "collate", "torchvision"):
         settings.setdefault("seed", 0)
     return ADAPTERS[name](generator, **settings)
 

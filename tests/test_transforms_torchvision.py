@@ -16,7 +16,6 @@ from torchvision.transforms import v2
 
 from genaug import GenaugError, load_generator, save_generator
 from genaug.models import holder as _holder
-from genaug.transforms.synthetic import image_to_pil
 from genaug.transforms.torchvision import (
     JointTransformDataset,
     TargetsNotTransformedWarning,
@@ -27,18 +26,6 @@ from genaug.transforms.torchvision import (
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return save_generator(make_generator(num_classes=10), tmp_path_factory.mktemp("ckpt") / "vae")
-
-
-@pytest.fixture(scope="module")
-def digit_folder(tmp_path_factory, digits16):
-    """A real ImageFolder tree: 4 digits of each class as PNGs."""
-    root = tmp_path_factory.mktemp("digits")
-    for label in range(10):
-        (root / str(label)).mkdir()
-        indices = torch.nonzero(digits16.targets == label).flatten()[:4]
-        for k, index in enumerate(indices.tolist()):
-            image_to_pil(digits16.images[index].float() / 255).save(root / str(label) / f"{k}.png")
-    return root
 
 
 def _pil(mode: str = "L", size: int = 16) -> PIL.Image.Image:

@@ -8,6 +8,8 @@ generator to share), then the same keyword-only settings in the same order (:dat
 
 - :class:`GenerativeAugment`: the batched ``nn.Module`` on ``(B, C, H, W)`` images.
 - :class:`GenerativeMix`: ``(images, labels) -> (images, labels)`` on the training device.
+- :class:`GenerativeCollate`: a DataLoader ``collate_fn`` that augments each collated batch in
+  the workers (the batched path for ``ImageFolder`` pipelines).
 - :mod:`genaug.transforms.torchvision`: ``TorchvisionGenerativeAugment``, a v2 transform.
 - :mod:`genaug.transforms.albumentations`: ``AlbumentationsGenerativeAugment`` (optional extra).
 - :mod:`genaug.transforms.kornia`: ``KorniaGenerativeAugment`` (optional extra).
@@ -19,6 +21,7 @@ generator to share), then the same keyword-only settings in the same order (:dat
 
 from genaug.transforms._inputs import LabelsRequiredWarning
 from genaug.transforms.batch import GenerativeMix
+from genaug.transforms.collate import GenerativeCollate
 from genaug.transforms.core import MODES, GenerativeAugment, supported_modes
 from genaug.transforms.settings import SETTING_NAMES, AugmentSettings
 from genaug.transforms.walk import NeighbourWalk
@@ -28,6 +31,7 @@ __all__ = [
     "SETTING_NAMES",
     "AugmentSettings",
     "GenerativeAugment",
+    "GenerativeCollate",
     "GenerativeMix",
     "LabelsRequiredWarning",
     "NeighbourWalk",
