@@ -1,4 +1,5 @@
-"""Generative augmentation in a torchvision ``ImageFolder`` pipeline (transforms v2).
+"""Generative augmentation in a torchvision ``ImageFolder`` pipeline (transforms v2): per
+sample in the ``transform=`` slot, then batched in the DataLoader workers.
 
     python examples/torchvision_imagefolder.py            # trains a small VAE on the digits first
     python examples/torchvision_imagefolder.py --checkpoint runs/digits-vae
@@ -10,6 +11,11 @@ touched. (To condition on the dataset's labels instead, pass the whole ``(image,
 with ``JointTransformDataset(ImageFolder(root), pipeline)``.) Built from a checkpoint path, the
 transform is safe in DataLoader workers (fork or spawn): each worker loads a CPU copy once and
 draws its own random stream.
+
+The generator costs much less per image on a batch: ``GenerativeCollate`` as the loader's
+``collate_fn`` collates each batch, then augments it in one call in the worker that made it,
+each image with the draw the per-sample transform would give it, conditioned on the batch's
+labels. timm's ``Mixup`` comes after it, on the training device.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from genaug import TorchvisionGenerativeAugment
+from genaug import GenerativeCollate, TorchvisionGenerativeAugment
 from genaug.data import load_dataset
 from genaug.train import TrainConfig, train
 from genaug.transforms.synthetic import image_to_pil
@@ -86,6 +92,21 @@ def main(argv: list[str] | None = None) -> None:
         seen += len(labels)  # ... your training step on (images, labels) goes here
         shapes.add(tuple(images.shape[1:]))
     print(f"augmented {seen} images from {root} in 2 workers; image shapes {sorted(shapes)}")
+
+    # Batched in the workers: the per-sample transforms stay in transform=, the generator runs
+    # once per batch after collation (uint8 in, uint8 out), then timm's Mixup on the device.
+    from timm.data import Mixup
+
+    per_sample = v2.Compose([v2.PILToTensor(), v2.Grayscale(), v2.Resize(image_size)])
+    collate = GenerativeCollate(checkpoint, p=0.5, strength=0.8, seed=0)
+    data = ImageFolder(str(root), transform=per_sample)
+    loader = DataLoader(data, batch_size=16, shuffle=True, num_workers=2, collate_fn=collate)
+    mixup = Mixup(mixup_alpha=0.2, num_classes=len(data.classes))
+    seen = 0
+    for images, labels in loader:  # (16, 1, S, S) uint8, augmented in the workers
+        images, soft = mixup(images.float() / 255, labels)  # .to(device) first on a GPU
+        seen += len(labels)
+    print(f"augmented {seen} images batched in the workers, then timm's Mixup")
 
 
 if __name__ == "__main__":
