@@ -17,6 +17,7 @@ from pathlib import Path
 
 from genaug import distributed, lock
 from genaug.bench.plan.flags import positive_int
+from genaug.device import tune_cpu_allocator
 from genaug.errors import GenaugError, notices_as_lines
 from genaug.io import as_os_error, os_error_message
 
@@ -308,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
     args.command_line = shlex.join(["genaug", *argv])  # what a report quotes
+    tune_cpu_allocator()  # this process is genaug's: keep freed memory for the next step
     started = time.perf_counter()
     try:
         with notices_as_lines():

@@ -42,3 +42,34 @@ def autocast_for(
 def memory_format_for(device: torch.device) -> torch.memory_format:
     """channels_last on CUDA (faster convolutions with bf16), contiguous elsewhere."""
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def tune_cpu_allocator() -> bool:
+    """Let glibc's malloc keep the memory a CPU training loop frees, for the next step.
+
+    Every step of a CPU training loop allocates and frees the same large activation and
+    gradient buffers; glibc by default gives them back to the OS and faults the pages in again
+    on the next step (about a third of the system calls and page faults of a bench classifier
+    run). Kept instead (allocations up to 32 MB from the heap, 1 GB of free heap top kept, 64 MB
+    of padding per heap growth), a ``resnet10t`` run at 32 px on one thread takes about a
+    quarter less time, for a few percent more peak memory. Numbers are unchanged: only where
+    memory comes from. Process-wide, so genaug calls it only in processes it owns (its command
+    line and the bench's workers). Returns False where there is no glibc (macOS, Windows, musl).
+    """
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        settings = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30))
+        settings += ((_M_TOP_PAD, 64 << 20),)
+        return all(libc.mallopt(option, value) == 1 for option, value in settings)
+    except (OSError, AttributeError):
+        return False

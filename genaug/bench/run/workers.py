@@ -29,7 +29,7 @@ from genaug.bench.plan.splits import make_split, more_real_support
 from genaug.bench.run.cache import GeneratorCache
 from genaug.bench.run.measure import run_one
 from genaug.data import ImageDataset, load_dataset
-from genaug.device import resolve_device
+from genaug.device import resolve_device, tune_cpu_allocator
 from genaug.errors import GenaugError
 
 __all__ = ["check_workers", "run_in_workers"]
@@ -91,6 +91,7 @@ def _start_worker(config: dict[str, Any], out: str) -> None:
     parent = os.getppid()
     threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(1)
+    tune_cpu_allocator()
     bench = BenchConfig.from_dict(config)
     dataset = load_dataset(bench.data, image_size=bench.image_size, channels=bench.channels)
     _WORKER.update(
