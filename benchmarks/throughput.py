@@ -33,15 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import cpu_has_fast_bfloat16, interleaved, machine_record
 
 from genaug import GenerativeAugment, GenerativeMix, create_generator
 from genaug.data import ImageDataset
@@ -50,37 +47,6 @@ from genaug.transforms import NeighbourWalk
 
 MODES = ("perturb", "resample", "interpolate", "neighbour")
 BANK_SIZE = 1257  # mode neighbour walks through a bank this size (the digits pool)
-
-
-def cpu_has_fast_bfloat16() -> bool:
-    """True when oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def interleaved(
-    candidates: dict[str, Callable[[], object]], repeats: int, device: torch.device
-) -> dict[str, float]:
-    """Median seconds per call of each candidate, run in turns so load hits all alike."""
-    for fn in candidates.values():  # warm up (and compile)
-        fn()
-        fn()
-    sync(device)
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def classic_candidates(images: torch.Tensor) -> dict[str, Callable[[], object]]:
@@ -360,24 +326,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(
-        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{args.threads} threads, load average {load}, torch {torch.__version__}, "
-        f"device {device}, native CPU bfloat16: {cpu_has_fast_bfloat16()}"
-    )
+    machine = machine_record(args.threads, device)
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
     unknown = parts - {"transforms", "training", "kornia", "vary"}
     if unknown:
         parser.error(
             f"unknown --parts {', '.join(sorted(unknown))}; use transforms, training, kornia, vary"
         )
-    record: dict[str, object] = {
-        "args": vars(args),
-        "cpus": os.cpu_count(),
-        "load_average": load,
-        "torch": torch.__version__,
-    }
+    record: dict[str, object] = {"args": vars(args), **machine}
     if "transforms" in parts:
         transforms = record["transforms"] = transform_throughput(args, device)
         print(f"\n{'size':>4}  {'transform':<52} {'img/s':>10}  {'x TrivialAugment':>16}")

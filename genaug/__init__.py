@@ -45,6 +45,9 @@ _LAZY: dict[str, tuple[str, str, str | None]] = {
     "TrainConfig": ("genaug.train", "TrainConfig", None),
     # The training loop; ``genaug.train`` stays the subpackage (one name cannot be both).
     "train_generator": ("genaug.train", "train", None),
+    # Few-shot heads on a frozen extractor (prototypes, probes, hallucinated features).
+    "fit_few_shot": ("genaug.fewshot", "fit_few_shot", None),
+    "FewShotClassifier": ("genaug.fewshot", "FewShotClassifier", None),
 }
 
 
