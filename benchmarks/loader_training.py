@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader
 
 from genaug import GenerativeCollate, GenerativeMix, create_generator, save_generator
 from genaug.data import load_dataset
-from genaug.transforms.synthetic import image_to_pil
+from genaug.transforms.export import image_to_pil
 from genaug.transforms.torchvision import TorchvisionGenerativeAugment
 
 

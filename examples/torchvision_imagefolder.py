@@ -32,7 +32,7 @@ from torchvision.transforms import v2
 from genaug import GenerativeCollate, TorchvisionGenerativeAugment
 from genaug.data import load_dataset
 from genaug.train import TrainConfig, train
-from genaug.transforms.synthetic import image_to_pil
+from genaug.transforms.export import image_to_pil
 
 
 def train_generator(out: Path, tiny: bool) -> Path:

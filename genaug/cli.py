@@ -182,7 +182,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from genaug.models import load_generator
     from genaug.models.sampling import sample_indices
     from genaug.plots import save_image_rows
-    from genaug.transforms.synthetic import export_synthetic_set
+    from genaug.transforms.export import export_synthetic_set
 
     model = load_generator(args.checkpoint, device=distributed.init(args.device))
     out = Path(args.out)

@@ -31,7 +31,7 @@ def digits16():
 @pytest.fixture(scope="session")
 def digit_folder(tmp_path_factory, digits16):
     """A real ImageFolder tree: 4 digits of each class as PNGs (16 px, gray)."""
-    from genaug.transforms.synthetic import image_to_pil
+    from genaug.transforms.export import image_to_pil
 
     root = tmp_path_factory.mktemp("digits")
     for label in range(10):

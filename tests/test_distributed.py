@@ -21,7 +21,7 @@ from torchrun_helpers import free_port, torchrun, torchrun_command, torchrun_env
 
 from genaug import load_generator
 from genaug.train import TrainConfig, train
-from genaug.transforms.synthetic import export_image_folder
+from genaug.transforms.export import export_image_folder
 
 TRAIN_ARGS = ["--image-size", "16", "--batch-size", "16", "--device", "cpu", "--no-progress"]
 # 1 vs 2 ranks see the same global batches but not the same noise (each rank draws its own z /

@@ -182,7 +182,7 @@ def test_bad_images_and_methods_are_named():
 @pytest.fixture(scope="module")
 def digit_folder(tmp_path_factory, digits16):
     """A real ImageFolder tree: 6 digits of each class as 16 px PNGs."""
-    from genaug.transforms.synthetic import image_to_pil
+    from genaug.transforms.export import image_to_pil
 
     root = tmp_path_factory.mktemp("digits")
     for label in range(10):

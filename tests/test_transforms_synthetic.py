@@ -11,7 +11,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from torchvision.datasets import ImageFolder
 
 from genaug import GenaugError, MixedDataset, SyntheticDataset, list_generators, save_generator
-from genaug.transforms.synthetic import export_image_folder
+from genaug.transforms.export import export_image_folder
 
 # The families that make images (a hallucinator makes features: refused below).
 TEST_MODELS = [n for n in list_generators("test_*") if not make_generator(n).feature_space]

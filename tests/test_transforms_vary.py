@@ -15,7 +15,7 @@ from genaug import GenaugError, GenerativeAugment, GenerativeMix, MixedDataset, 
 from genaug.bench.learn.pipeline import build_pipeline
 from genaug.bench.plan.recipes import parse_condition
 from genaug.transforms import functional as F
-from genaug.transforms.synthetic import export_image_folder
+from genaug.transforms.export import export_image_folder
 from genaug.transforms.torchvision import TorchvisionGenerativeAugment
 
 A = pytest.importorskip("albumentations")

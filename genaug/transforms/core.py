@@ -384,7 +384,6 @@ class GenerativeAugment(SettingsAttributes, nn.Module):
             self._compiled = torch.compile(kernel, options={"freezing": True})
         return self._compiled
 
-    # ------------------------------------------------------------------ checking inputs
     def _prepare(self, batch: Any, labels: Any, convert: bool = True) -> Prepared:
         guided = self.bank is not None and self.bank.labels is not None
         model = self.holder.current()

@@ -115,8 +115,8 @@ def ensure_base_classifier(
             # leave them in runs.jsonl beside runs of the new one.
             raise GenaugError(
                 f"the base classifier in {folder} was trained with other settings "
-                f"({', '.join(changed)}); set them back, or pass --overwrite to start the bench "
-                "afresh."
+                f"({', '.join(changed)}); set them back, or start the bench afresh with --overwrite, "
+                "which deletes every run and generator of the bench."
             )
         return record
     record = _train(config, base, wanted)

@@ -151,7 +151,8 @@ class GeneratorCache:
                 raise GenaugError(
                     f"the cached generator {folder} was trained with other settings "
                     f"({', '.join(changed)}); give the changed generator another name in "
-                    "generators, or pass --overwrite to start the bench afresh."
+                    "generators, or start the bench afresh with --overwrite, which deletes every run "
+                    "and generator of the bench."
                 )
         if facts_path.is_file():
             facts = json.loads(facts_path.read_text())

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from genaug import lock
-from genaug.bench.plan.config import CONFIG_NAME, BenchConfig
+from genaug.bench.plan.config import CONFIG_NAME, RUNS_NAME, BenchConfig
 from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
 
@@ -39,19 +39,19 @@ def prepare_out(config: BenchConfig) -> Path:
         elif not config.resume:
             raise GenaugError(
                 f"{out} already holds a bench; pass --resume to continue it (same settings), "
-                "--overwrite to replace it, or choose another --out."
+                f"or choose another --out ({_overwrite_deletes(out)})."
             )
         elif not isinstance(previous, dict):
             raise GenaugError(
-                f"{saved} is unreadable, so the bench there cannot be resumed; pass "
-                "--overwrite to replace it."
+                f"{saved} is unreadable, so the bench there cannot be resumed; choose another "
+                f"--out ({_overwrite_deletes(out)})."
             )
         else:
             changed = config.differences(previous)
             if changed:
                 raise GenaugError(
                     f"{out} holds a bench with different settings ({', '.join(changed)}); resume "
-                    "with the same settings, or pass --overwrite to replace it."
+                    f"with the same settings, or choose another --out ({_overwrite_deletes(out)})."
                 )
             # Keep the settings of generators trained before that this config does not name.
             merged = dict(previous.get("generators") or {})
@@ -74,3 +74,13 @@ def resume_queries(config: BenchConfig) -> None:
         return  # prepare_out says what is wrong with the folder
     if isinstance(queries, int) and not isinstance(queries, bool):
         config.queries = queries
+
+
+def _overwrite_deletes(out: Path) -> str:
+    """What ``--overwrite`` would delete in a bench folder, for the messages that name it."""
+    try:
+        lines = (out / RUNS_NAME).read_text().splitlines()
+    except OSError:
+        lines = []
+    finished = sum(1 for line in lines if line.strip())
+    return f"--overwrite deletes everything there: {finished} finished runs, its generators"
