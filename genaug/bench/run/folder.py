@@ -9,6 +9,7 @@ from pathlib import Path
 
 from genaug import lock
 from genaug.bench.plan.config import CONFIG_NAME, RUNS_NAME, BenchConfig
+from genaug.bench.run.ledger import read_runs
 from genaug.errors import GenaugError
 from genaug.io import atomic_write_json
 
@@ -79,8 +80,7 @@ def resume_queries(config: BenchConfig) -> None:
 def _overwrite_deletes(out: Path) -> str:
     """What ``--overwrite`` would delete in a bench folder, for the messages that name it."""
     try:
-        lines = (out / RUNS_NAME).read_text().splitlines()
+        finished = len(read_runs(out / RUNS_NAME))  # the ledger's own count: torn lines left out
     except OSError:
-        lines = []
-    finished = sum(1 for line in lines if line.strip())
+        finished = 0
     return f"--overwrite deletes everything there: {finished} finished runs, its generators"
