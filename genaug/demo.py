@@ -56,6 +56,7 @@ def demo_config(
         generator_data=["pool"],
         generators={"vae": {"steps": steps or DEMO_GENERATOR_STEPS, **DEMO_AUGMENTATION}},
         pool_per_seed=False,  # one VAE for the 3 seeds: the pool does not depend on the seed
+        fused_adamw=True,  # the same AdamW in one kernel: the CPU step about 30% cheaper
         workers=_cpu_workers(device),
         device=device,
         out=out,

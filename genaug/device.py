@@ -73,3 +73,23 @@ def tune_cpu_allocator() -> bool:
         return all(libc.mallopt(option, value) == 1 for option, value in settings)
     except (OSError, AttributeError):
         return False
+
+
+@contextlib.contextmanager
+def single_image_cpu_kernels(device: torch.device, images: int, float32: bool):
+    """On the CPU, run a float32 call on one image with PyTorch's native convolutions.
+
+    oneDNN (mkldnn) convolutions pay a fixed cost per call that outweighs their speed on a batch
+    of one 32 px image: measured on a 2-core CPU, one thread, a default ``vae``'s class head,
+    encoder and decoder take about 1.6 ms per image native against 2.2-2.5 ms with oneDNN; from
+    4 images on, oneDNN is faster (``benchmarks/augment_places.py``). The setting is global, so
+    it is restored on exit; anything else (a batch, bfloat16, an accelerator) is left alone.
+    """
+    if device.type != "cpu" or images != 1 or not float32 or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True

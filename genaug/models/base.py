@@ -17,7 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from genaug.errors import GenaugError
-from genaug.models.labels import inference_problem, reconstruction_labels
+from genaug.models.labels import (  # noqa: F401  (one_hot, label_maps: used from here too)
+    inference_problem,
+    label_maps,
+    one_hot,
+    reconstruction_labels,
+)
 
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 128
@@ -327,19 +332,3 @@ def num_resolution_steps(image_size: int, base: int = 4) -> int:
 def stage_widths(width: int, steps: int, max_multiplier: int = 8) -> list[int]:
     """Channel widths from the image resolution down to 4x4: width, 2*width, ... capped."""
     return [width * min(2**i, max_multiplier) for i in range(steps)]
-
-
-def one_hot(labels: Tensor | None, num_classes: int, dtype: torch.dtype) -> Tensor | None:
-    """Labels (B,) -> one-hot (B, num_classes), or None for an unconditional model."""
-    if labels is None or num_classes == 0:
-        return None
-    return nn.functional.one_hot(labels.long(), num_classes).to(dtype)
-
-
-def label_maps(labels: Tensor | None, num_classes: int, like: Tensor) -> Tensor | None:
-    """Labels (B,) -> one-hot planes (B, num_classes, H, W) shaped like the images ``like``."""
-    onehot = one_hot(labels, num_classes, like.dtype)
-    if onehot is None:
-        return None
-    b, _, h, w = like.shape
-    return onehot[:, :, None, None].expand(b, num_classes, h, w)

@@ -27,12 +27,17 @@ from torch.nn import functional as F
 from genaug.models.base import (
     AutocastFactory,
     Encoding,
-    label_maps,
     num_resolution_steps,
     stage_widths,
 )
 from genaug.models.gan import GAN, downsampling_stack
-from genaug.models.labels import ClassHead, frozen_features, head_loss, label_free_features
+from genaug.models.labels import (
+    ClassHead,
+    conditioned_features,
+    frozen_features,
+    head_loss,
+    label_free_features,
+)
 from genaug.models.registry import register
 
 
@@ -49,11 +54,9 @@ class ImageEncoder(nn.Module):
         self.to_latent = nn.Linear(widths[-1] * 16, latent_dim)
 
     def forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
-        x = images * 2 - 1  # centre the inputs
-        maps = label_maps(labels, self.num_classes, x)
-        if maps is not None:
-            x = torch.cat([x, maps], dim=1)  # (B, C + K, S, S)
-        return self.to_latent(self.features(x).flatten(1))  # (B, latent_dim)
+        x = images * 2 - 1  # centre the inputs; the label planes join it (B, C + K, S, S)
+        features = conditioned_features(self.features, x, labels, self.num_classes)
+        return self.to_latent(features.flatten(1))  # (B, latent_dim)
 
 
 class CGAN(GAN):

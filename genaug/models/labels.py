@@ -50,12 +50,102 @@ class ClassHead(nn.Module):
         return self.net(features.float())  # (B, K) logits; float under autocast too
 
 
+def one_hot(labels: Tensor | None, num_classes: int, dtype: torch.dtype) -> Tensor | None:
+    """Labels (B,) -> one-hot (B, num_classes), or None for an unconditional model."""
+    if labels is None or num_classes == 0:
+        return None
+    return F.one_hot(labels.long(), num_classes).to(dtype)
+
+
+def label_maps(labels: Tensor | None, num_classes: int, like: Tensor) -> Tensor | None:
+    """Labels (B,) -> one-hot planes (B, num_classes, H, W) shaped like the images ``like``."""
+    onehot = one_hot(labels, num_classes, like.dtype)
+    if onehot is None:
+        return None
+    b, _, h, w = like.shape
+    return onehot[:, :, None, None].expand(b, num_classes, h, w)
+
+
 def label_free_input(images: Tensor, num_classes: int) -> Tensor:
     """Images (B, C, S, S) in [0, 1] -> the encoder's input without a label: centred images and
     all-zero label planes (B, C + K, S, S), the encoder's "no class" input."""
     x = images * 2 - 1
     b, _, h, w = x.shape
     return torch.cat([x, x.new_zeros(b, num_classes, h, w)], dim=1)
+
+
+def _plain_conv(layer: nn.Module) -> bool:
+    """A first layer whose input channels can be convolved apart: a plain zero-padded conv."""
+    return type(layer) is nn.Conv2d and layer.padding_mode == "zeros" and layer.groups == 1
+
+
+def _image_conv(first: nn.Conv2d, x: Tensor) -> Tensor:
+    """``first`` on the image channels (B, C, S, S) alone: its weights' first C input channels."""
+    weight = first.weight[:, : x.shape[1]]  # (out, C, k, k)
+    return F.conv2d(x, weight, first.bias, first.stride, first.padding, first.dilation)
+
+
+def _rest(stack: nn.Sequential, h: Tensor) -> Tensor:
+    layers = iter(stack)
+    next(layers)  # the first, done
+    for layer in layers:
+        h = layer(h)
+    return h
+
+
+def class_plane_table(
+    first: nn.Conv2d,
+    channels: int,
+    num_classes: int,
+    size: int,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Tensor:
+    """What each class's one-hot label planes add to ``first``'s output: (K, out, H', W').
+
+    The label planes are constant, so their share of the first convolution is one map per class
+    (zero padding makes it vary near the border). Computed once per weight version, size, dtype
+    and device, and kept on the layer: an encoder in inference then convolves the C image
+    channels alone and adds the class's map, instead of convolving C + K channels.
+    """
+    weight = first.weight
+    key = (weight._version, weight.data_ptr(), size, weight.dtype, weight.device, memory_format)
+    cached = getattr(first, "_genaug_class_planes", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    planes = torch.eye(num_classes, dtype=weight.dtype, device=weight.device)
+    planes = planes[:, :, None, None].expand(num_classes, num_classes, size, size)
+    with torch.no_grad():
+        table = F.conv2d(
+            planes, weight[:, channels:], None, first.stride, first.padding, first.dilation
+        )
+    table = table.contiguous(memory_format=memory_format)  # rows gathered in the output's
+    first._genaug_class_planes = (key, table)  # not a buffer: never saved, rebuilt on change
+    return table
+
+
+def conditioned_features(
+    stack: nn.Sequential, x: Tensor, labels: Tensor | None, num_classes: int
+) -> Tensor:
+    """``stack(cat([x, label planes]))`` for centred images ``x`` (B, C, S, S) and labels (B,).
+
+    In inference (no gradients, the stack in eval mode, a plain first convolution) the label
+    planes are not convolved: the first layer runs on the C image channels and adds the class's
+    precomputed map (:func:`class_plane_table`, in the layout of the convolution's output). The
+    same numbers up to float rounding, at a fraction of the first layer's cost (C + K input
+    channels become C). Training convolves the concatenated input as always, so trained
+    weights do not change.
+    """
+    if labels is None or num_classes == 0:
+        return stack(x)
+    first = stack[0]
+    if torch.is_grad_enabled() or stack.training or not _plain_conv(first):
+        return stack(torch.cat([x, label_maps(labels, num_classes, x)], dim=1))  # (B, C+K, S, S)
+    h = _image_conv(first, x)  # (B, out, H', W')
+    last = h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous()
+    layout = torch.channels_last if last else torch.contiguous_format  # the sum keeps h's
+    table = class_plane_table(first, x.shape[1], num_classes, x.shape[-1], layout)
+    h = h + table[labels.to(table.device).long()].to(h.dtype)
+    return _rest(stack, h)
 
 
 def label_free_features(stack: nn.Sequential, images: Tensor, num_classes: int) -> Tensor:
@@ -66,17 +156,9 @@ def label_free_features(stack: nn.Sequential, images: Tensor, num_classes: int) 
     same numbers at a fraction of the first layer's cost (a stack whose first layer is
     anything else gets the full input).
     """
-    first = stack[0]
-    if type(first) is not nn.Conv2d or first.padding_mode != "zeros" or first.groups != 1:
+    if not _plain_conv(stack[0]):
         return stack(label_free_input(images, num_classes))
-    x = images * 2 - 1  # (B, C, S, S) centred
-    weight = first.weight[:, : x.shape[1]]  # (out, C, k, k): the image channels' kernels
-    h = F.conv2d(x, weight, first.bias, first.stride, first.padding, first.dilation)
-    layers = iter(stack)
-    next(layers)  # the first, done
-    for layer in layers:
-        h = layer(h)
-    return h
+    return _rest(stack, _image_conv(stack[0], images * 2 - 1))  # centred images
 
 
 def frozen_features(encoder: nn.Module, features: Callable[[], Tensor]) -> Tensor:

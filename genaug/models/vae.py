@@ -21,12 +21,17 @@ from genaug.models.base import (
     AutocastFactory,
     Encoding,
     Generator,
-    label_maps,
     num_resolution_steps,
     one_hot,
     stage_widths,
 )
-from genaug.models.labels import ClassHead, frozen_features, head_loss, label_free_features
+from genaug.models.labels import (
+    ClassHead,
+    conditioned_features,
+    frozen_features,
+    head_loss,
+    label_free_features,
+)
 from genaug.models.registry import register
 
 
@@ -112,10 +117,8 @@ class VAE(Generator):
     # ------------------------------------------------------------------------------ the model
     def _posterior(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
         x = images * 2 - 1  # centre the inputs
-        maps = label_maps(labels, self.num_classes, x)
-        if maps is not None:
-            x = torch.cat([x, maps], dim=1)
-        mean, logvar = self.to_posterior(self.encoder(x)).chunk(2, dim=1)
+        features = conditioned_features(self.encoder, x, labels, self.num_classes)
+        mean, logvar = self.to_posterior(features).chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
     def decode_logits(self, z: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.utils.data import get_worker_info
 
 from genaug.data.convert import to_uint8_images
-from genaug.device import autocast_for
+from genaug.device import autocast_for, single_image_cpu_kernels
 from genaug.errors import GenaugError
 from genaug.models.base import Generator
 from genaug.models.holder import GeneratorHolder
@@ -65,13 +65,7 @@ from genaug.transforms.neighbours import LatentBank, build_latent_bank
 from genaug.transforms.settings import AugmentSettings, SettingsAttributes
 from genaug.transforms.walk import NeighbourWalk
 
-__all__ = [
-    "MODES",
-    "PRECISIONS",
-    "GenerativeAugment",
-    "resolve_mode",
-    "supported_modes",
-]
+__all__ = ["MODES", "PRECISIONS", "GenerativeAugment", "resolve_mode", "supported_modes"]
 
 
 def mix_seeds(seed: int, other: int) -> int:
@@ -338,7 +332,8 @@ class GenerativeAugment(SettingsAttributes, nn.Module):
                 return batch.clone()
             if rows.numel() == n:
                 rows, every = None, True
-        with torch.inference_mode(), self._autocast(device):
+        images = n if rows is None else rows.numel()
+        with torch.inference_mode(), self._autocast(device, images):
             prepared = with_inferred_classes(prepared, rows)  # only the rows to transform
             decoded = generate(  # images (n, C_gen, S, S), and what ``detail`` needs
                 self._kernel(),
@@ -367,12 +362,12 @@ class GenerativeAugment(SettingsAttributes, nn.Module):
         out[rows.to(batch.device)] = generated
         return out
 
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+    def _autocast(self, device: torch.device, images: int) -> contextlib.AbstractContextManager:
         if self.precision == "bfloat16":
             return torch.autocast(device.type, dtype=torch.bfloat16)
-        if self.precision == "auto":
+        if self.precision == "auto" and device.type != "cpu":
             return autocast_for(device)()
-        return contextlib.nullcontext()
+        return single_image_cpu_kernels(device, images, float32=True)  # float32 (on the CPU)
 
     def _kernel(self) -> Callable[..., Any]:
         kernel = getattr(F, self.mode)

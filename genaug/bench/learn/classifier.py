@@ -206,10 +206,9 @@ def _optimiser(
     """AdamW (the backbone at ``backbone`` x the head's lr) and its one-cycle schedule."""
     groups = parameter_groups(model, config.lr, config.backbone)
     # foreach: the same arithmetic, tensor by tensor, as the CPU default (bit-identical
-    # weights), with fewer passes over memory; CUDA's default already.
-    optimizer = torch.optim.AdamW(
-        groups, lr=config.lr, weight_decay=config.weight_decay, foreach=True
-    )
+    # weights), with fewer passes over memory; CUDA's default already. fused: one pass.
+    kernel = {"fused": True} if config.fused_adamw else {"foreach": True}
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, **kernel)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=[g["lr"] for g in groups], total_steps=config.steps
     )

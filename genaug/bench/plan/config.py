@@ -122,6 +122,10 @@ class BenchConfig:
     weight_decay: float = field(default=0.05, metadata=flag("AdamW weight decay", float))
     label_smoothing: float = field(default=0.0, metadata=flag("cross-entropy smoothing", float))
     amp: bool = field(default=True, metadata=flag("no bf16 autocast on CUDA", switch=False))
+    fused_adamw: bool = field(
+        default=False,
+        metadata=flag("AdamW as one fused kernel (several x faster on a CPU)", switch=True),
+    )
     conditions: list[str] = field(
         default_factory=lambda: list(DEFAULT_CONDITIONS),
         metadata=flag("comma list, e.g. none,randaugment,vae,randaugment+vae@p=0.3"),
@@ -204,6 +208,7 @@ class BenchConfig:
             label_smoothing=self.label_smoothing,
             device=self.device,
             amp=self.amp,
+            fused_adamw=self.fused_adamw,
         )
 
     def generator_settings(self, name: str) -> GeneratorSettings:

@@ -35,7 +35,8 @@ def protocol_bullets(config: dict[str, Any]) -> list[str]:
         f"- Classifier: timm `{config['model']}` "
         f"({'weights from ' + config['pretrained_file'] if config['pretrained_file'] else 'from scratch'}), "
         f"{config['image_size']} px, {config['steps']} steps of batch {config['batch_size']}, "
-        f"AdamW (lr {config['lr']}, weight decay {config['weight_decay']}) with a one-cycle "
+        f"{'fused ' if config.get('fused_adamw') else ''}AdamW (lr {config['lr']}, "
+        f"weight decay {config['weight_decay']}) with a one-cycle "
         "schedule, the same for every condition.",
         test_bullet(config)
         if config.get("ways")
