@@ -303,7 +303,8 @@ def check_transform(host: Host, transform: Any, sample: Any) -> Any:
     - a call with the parameters of the last call replays it exactly;
     - the transform pickles, and the unpickled copy replays the call exactly;
     - a batch gives the same result as its images one by one with the same parameters
-      (up to float rounding; not for ``interpolate``, whose partners live in the batch).
+      (up to float rounding, amplified by a diffusion model's denoising steps; not for
+      ``interpolate``, whose partners live in the batch).
     """
     original = copy.deepcopy(sample)
     out = host.call(transform, sample, None)
@@ -317,12 +318,17 @@ def check_transform(host: Host, transform: Any, sample: Any) -> Any:
     assert_same(host.call(clone, sample, params), out)
 
     mode = getattr(transform, "mode", None)
+    model = getattr(transform, "generator", None)
+    # A diffusion model's denoising steps amplify the rounding difference between a batch and
+    # one image (other kernels at another batch size): measured up to 3e-3 on [0, 1] images.
+    iterative = getattr(model, "varies_images", False) and not model.image_conditioned
+    tolerance = 1e-2 if iterative else 1e-5
     if host.split is not None and mode != "interpolate":
         singles = host.split(sample)
         expected = host.split(out)
         for i, (single, want) in enumerate(zip(singles, expected)):
             got = host.call(transform, single, slice_params(params, i, len(singles)))
-            assert_same(got, want, tolerance=1e-5)
+            assert_same(got, want, tolerance=tolerance)
     assert_same(sample, original)
     return out
 
