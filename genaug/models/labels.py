@@ -85,14 +85,6 @@ def _image_conv(first: nn.Conv2d, x: Tensor) -> Tensor:
     return F.conv2d(x, weight, first.bias, first.stride, first.padding, first.dilation)
 
 
-def _rest(stack: nn.Sequential, h: Tensor) -> Tensor:
-    layers = iter(stack)
-    next(layers)  # the first, done
-    for layer in layers:
-        h = layer(h)
-    return h
-
-
 def class_plane_table(
     first: nn.Conv2d,
     channels: int,
@@ -145,7 +137,7 @@ def conditioned_features(
     layout = torch.channels_last if last else torch.contiguous_format  # the sum keeps h's
     table = class_plane_table(first, x.shape[1], num_classes, x.shape[-1], layout)
     h = h + table[labels.to(table.device).long()].to(h.dtype)
-    return _rest(stack, h)
+    return stack[1:](h)  # the layers after the first
 
 
 def label_free_features(stack: nn.Sequential, images: Tensor, num_classes: int) -> Tensor:
@@ -158,7 +150,7 @@ def label_free_features(stack: nn.Sequential, images: Tensor, num_classes: int) 
     """
     if not _plain_conv(stack[0]):
         return stack(label_free_input(images, num_classes))
-    return _rest(stack, _image_conv(stack[0], images * 2 - 1))  # centred images
+    return stack[1:](_image_conv(stack[0], images * 2 - 1))  # centred images
 
 
 def frozen_features(encoder: nn.Module, features: Callable[[], Tensor]) -> Tensor:
