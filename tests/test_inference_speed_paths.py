@@ -3,6 +3,7 @@
 - A conditional encoder in inference convolves the image channels and adds its class's
   precomputed map instead of convolving the label planes (``conditioned_features``).
 - One image on the CPU runs with PyTorch's native convolutions (``single_image_cpu_kernels``).
+- Per-image draws fill one tensor row by row, drawing what one-image calls draw in turn.
 - The bench's classifier can take AdamW as one fused kernel (``fused_adamw``; the demo does).
 """
 
@@ -82,6 +83,31 @@ def test_a_per_sample_call_gives_what_the_batch_gives_that_image(tmp_path):
     batched = core(images, params=params)
     assert (alone.int() - batched.int()).abs().max() <= 1
     assert torch.backends.mkldnn.enabled
+
+
+@pytest.mark.parametrize(("latent", "chain"), [(8, 1), (20, 1), (32, 1), (32, 3)])
+def test_per_image_draws_are_the_draws_of_one_image_calls_in_turn(latent, chain):
+    from genaug.transforms._params import _draw
+
+    # Latents under 16, over 16 and not a multiple of it, and chains: torch's normal sampler
+    # takes a different path for each, and the rows filled in place must follow every one.
+    rng = torch.Generator().manual_seed(3)
+    batched = _draw_rows_of(latent, chain, rng)
+    rng = torch.Generator().manual_seed(3)
+    singles = [_draw("vary", 0.5, 1, latent, None, None, rng, chain) for _ in range(7)]
+    assert torch.equal(batched["apply"], torch.cat([one["apply"] for one in singles]))
+    assert torch.equal(batched["noise"], torch.cat([one["noise"] for one in singles]))
+    assert batched["apply"].any() and not batched["apply"].all()  # p = 0.5 drew both
+
+
+def _draw_rows_of(latent: int, chain: int, rng: torch.Generator) -> dict[str, torch.Tensor]:
+    from genaug.transforms._inputs import Prepared
+    from genaug.transforms._params import draw_params
+
+    model = create_generator("test_vae", image_size=16, channels=1, latent_dim=latent)
+    images = torch.zeros(7, 1, 16, 16)
+    prepared = Prepared(images, images, None, model, torch.device("cpu"))
+    return draw_params("vary", 0.5, prepared, None, rng, chain, per_image=True)
 
 
 def test_fused_adamw_is_a_setting_the_demo_uses():

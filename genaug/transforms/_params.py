@@ -56,6 +56,8 @@ def draw_params(
     latent, classes = prepared.model.latent_dim, prepared.classes
     if not per_image or n == 1:
         return _draw(mode, p, n, latent, classes, bank, rng, chain)
+    if mode not in _EXTRA:
+        return _draw_rows(p, n, latent, rng, chain)
     rows = [
         _draw(mode, p, 1, latent, None if classes is None else classes[i : i + 1], bank, rng, chain)
         for i in range(n)
@@ -64,6 +66,23 @@ def draw_params(
     if mode == "interpolate":  # each image alone is its own partner (index 0 of its call)
         params["partner"] = torch.arange(n, device=rng.device)
     return params
+
+
+def _draw_rows(p: float, n: int, latent: int, rng: torch.Generator, chain: int) -> dict[str, Tensor]:
+    """:func:`_draw` image by image for the modes that draw ``apply`` and ``noise`` alone.
+
+    Each row is filled in place, in the order calls on one image draw (its ``apply`` uniform,
+    then its noise): a fresh ``torch.rand(1)`` or ``torch.randn`` is an empty tensor filled the
+    same way, so the numbers are the same, without a tensor per draw and their concatenation.
+    """
+    device = rng.device
+    shape = (n, latent) if chain == 1 else (n, chain, latent)
+    uniform = torch.empty(n, device=device)
+    noise = torch.empty(shape, device=device)
+    for row_uniform, row_noise in zip(uniform.unbind(), noise.unbind()):  # views, in order
+        row_uniform.uniform_(generator=rng)
+        row_noise.normal_(generator=rng)
+    return {"apply": uniform < p, "noise": noise}  # (B,) bool, (B, [L,] latent_dim)
 
 
 def _draw(
