@@ -3,6 +3,8 @@
 - A conditional encoder in inference convolves the image channels and adds its class's
   precomputed map instead of convolving the label planes (``conditioned_features``).
 - One image on the CPU runs with PyTorch's native convolutions (``single_image_cpu_kernels``).
+- An image alone is convolved once by the encoder's first layer, for the class head and the
+  conditional pass both.
 - Per-image draws fill one tensor row by row, drawing what one-image calls draw in turn.
 - The bench's classifier can take AdamW as one fused kernel (``fused_adamw``; the demo does).
 """
@@ -83,6 +85,32 @@ def test_a_per_sample_call_gives_what_the_batch_gives_that_image(tmp_path):
     batched = core(images, params=params)
     assert (alone.int() - batched.int()).abs().max() <= 1
     assert torch.backends.mkldnn.enabled
+
+
+@pytest.mark.parametrize("family", ["test_vae", "test_cgan"])
+def test_an_image_alone_is_convolved_once_for_its_class_and_its_encoding(family, monkeypatch):
+    from genaug.models import labels
+
+    torch.manual_seed(0)
+    model = create_generator(family, image_size=16, channels=3, num_classes=5).eval()
+    images = torch.rand(3, 1, 3, 16, 16)
+    with torch.inference_mode():  # the transform's order: the class, then the encoding
+        plain = [model.encode(x, model.infer_labels(x)).mean for x in images]
+    calls = []
+    image_conv = labels._image_conv
+    monkeypatch.setattr(labels, "_image_conv", lambda *a: calls.append(1) or image_conv(*a))
+    for x, expected in zip(images, plain):
+        with torch.inference_mode():
+            classes = model.infer_labels(x)
+            assert torch.equal(model.encode(x, classes).mean, expected)
+    assert len(calls) == 3  # one first convolution per image, not two
+    with torch.no_grad():  # new weights: what was kept is not reused
+        model.encoder.apply(lambda m: m.weight.mul_(2) if type(m) is torch.nn.Conv2d else None)
+    with torch.inference_mode():
+        changed = model.encode(images[-1], classes).mean
+    with torch.enable_grad():
+        assert torch.allclose(changed, model.encode(images[-1], classes).mean, atol=1e-5)
+    assert not torch.allclose(changed, plain[-1], atol=1e-3)
 
 
 @pytest.mark.parametrize(("latent", "chain"), [(8, 1), (20, 1), (32, 1), (32, 3)])

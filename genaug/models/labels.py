@@ -85,6 +85,31 @@ def _image_conv(first: nn.Conv2d, x: Tensor) -> Tensor:
     return F.conv2d(x, weight, first.bias, first.stride, first.padding, first.dilation)
 
 
+def _remembered_image_conv(first: nn.Conv2d, x: Tensor) -> Tensor | None:
+    """What :func:`_image_conv` gave the label-free pass on the same single image, else None.
+
+    An image given alone is encoded twice: without a label (the class head) and then with the
+    class the head found; both passes start with the same convolution of the same image
+    channels. The label-free pass of one image in inference keeps its result on the layer (with
+    the image and the weights' version), and the conditional pass takes it when the image is
+    the same: one first convolution per image instead of two. Copies are kept and handed out,
+    as the layers after the first may work in place.
+    """
+    kept = getattr(first, "_genaug_last_image", None)
+    if kept is None or kept[0] != _image_key(first, x) or not torch.equal(kept[1], x):
+        return None
+    return kept[2].clone()
+
+
+def _image_key(first: nn.Conv2d, x: Tensor) -> tuple | None:
+    """What must match for a kept first convolution to be reused: None where none is kept
+    (a batch, gradients, autocast: the per-sample path alone gains from it)."""
+    if x.shape[0] != 1 or torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
+        return None
+    weight = first.weight
+    return (weight._version, weight.data_ptr(), x.dtype, x.device, tuple(x.shape))
+
+
 def class_plane_table(
     first: nn.Conv2d,
     channels: int,
@@ -132,7 +157,9 @@ def conditioned_features(
     first = stack[0]
     if torch.is_grad_enabled() or stack.training or not _plain_conv(first):
         return stack(torch.cat([x, label_maps(labels, num_classes, x)], dim=1))  # (B, C+K, S, S)
-    h = _image_conv(first, x)  # (B, out, H', W')
+    h = _remembered_image_conv(first, x)
+    if h is None:
+        h = _image_conv(first, x)  # (B, out, H', W')
     last = h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous()
     layout = torch.channels_last if last else torch.contiguous_format  # the sum keeps h's
     table = class_plane_table(first, x.shape[1], num_classes, x.shape[-1], layout)
@@ -146,11 +173,18 @@ def label_free_features(stack: nn.Sequential, images: Tensor, num_classes: int) 
     The all-zero label planes add nothing to the first convolution, so a plain first
     ``nn.Conv2d`` runs on the image channels alone (its weights' first C input channels): the
     same numbers at a fraction of the first layer's cost (a stack whose first layer is
-    anything else gets the full input).
+    anything else gets the full input). For one image in inference that convolution is kept
+    for the conditional pass of the same image (:func:`_remembered_image_conv`).
     """
-    if not _plain_conv(stack[0]):
+    first = stack[0]
+    if not _plain_conv(first):
         return stack(label_free_input(images, num_classes))
-    return stack[1:](_image_conv(stack[0], images * 2 - 1))  # centred images
+    x = images * 2 - 1  # centred images
+    h = _image_conv(first, x)
+    key = _image_key(first, x)
+    if key is not None:  # one image: kept for the conditional pass that follows
+        first._genaug_last_image = (key, x.clone(), h.clone())
+    return stack[1:](h)
 
 
 def frozen_features(encoder: nn.Module, features: Callable[[], Tensor]) -> Tensor:
