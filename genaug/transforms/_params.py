@@ -68,7 +68,9 @@ def draw_params(
     return params
 
 
-def _draw_rows(p: float, n: int, latent: int, rng: torch.Generator, chain: int) -> dict[str, Tensor]:
+def _draw_rows(
+    p: float, n: int, latent: int, rng: torch.Generator, chain: int
+) -> dict[str, Tensor]:
     """:func:`_draw` image by image for the modes that draw ``apply`` and ``noise`` alone.
 
     Each row is filled in place, in the order calls on one image draw (its ``apply`` uniform,
