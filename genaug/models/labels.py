@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from genaug.errors import GenaugError
+from genaug.models.folding import run_stack
 
 METHODS = ("head", "reconstruction")
 #: Hidden width of the class head's MLP.
@@ -153,10 +154,10 @@ def conditioned_features(
     weights do not change.
     """
     if labels is None or num_classes == 0:
-        return stack(x)
+        return run_stack(stack, x)
     first = stack[0]
     if torch.is_grad_enabled() or stack.training or not _plain_conv(first):
-        return stack(torch.cat([x, label_maps(labels, num_classes, x)], dim=1))  # (B, C+K, S, S)
+        return run_stack(stack, torch.cat([x, label_maps(labels, num_classes, x)], dim=1))
     h = _remembered_image_conv(first, x)
     if h is None:
         h = _image_conv(first, x)  # (B, out, H', W')
@@ -164,7 +165,7 @@ def conditioned_features(
     layout = torch.channels_last if last else torch.contiguous_format  # the sum keeps h's
     table = class_plane_table(first, x.shape[1], num_classes, x.shape[-1], layout)
     h = h + table[labels.to(table.device).long()].to(h.dtype)
-    return stack[1:](h)  # the layers after the first
+    return run_stack(stack, h, start=1)  # the layers after the first
 
 
 def label_free_features(stack: nn.Sequential, images: Tensor, num_classes: int) -> Tensor:
@@ -178,13 +179,13 @@ def label_free_features(stack: nn.Sequential, images: Tensor, num_classes: int) 
     """
     first = stack[0]
     if not _plain_conv(first):
-        return stack(label_free_input(images, num_classes))
+        return run_stack(stack, label_free_input(images, num_classes))
     x = images * 2 - 1  # centred images
     h = _image_conv(first, x)
     key = _image_key(first, x)
     if key is not None:  # one image: kept for the conditional pass that follows
         first._genaug_last_image = (key, x.clone(), h.clone())
-    return stack[1:](h)
+    return run_stack(stack, h, start=1)
 
 
 def frozen_features(encoder: nn.Module, features: Callable[[], Tensor]) -> Tensor:

@@ -25,6 +25,7 @@ from genaug.models.base import (
     one_hot,
     stage_widths,
 )
+from genaug.models.folding import run_stack
 from genaug.models.labels import (
     ClassHead,
     conditioned_features,
@@ -127,7 +128,7 @@ class VAE(Generator):
         if onehot is not None:
             z = torch.cat([z, onehot], dim=1)
         h = self.from_latent(z).view(z.shape[0], self._bottom_width, 4, 4)
-        return self.decoder(h)
+        return run_stack(self.decoder, h)  # BatchNorms folded in inference
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return torch.sigmoid(self.decode_logits(z, labels))
