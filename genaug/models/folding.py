@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-_CACHE = "_genaug_folded"  # a plain attribute (a tuple): never a submodule, never saved
+_CACHE = "_genaug_folded"  # a plain attribute (a dict): never a submodule, never saved
 
 
 def run_stack(stack: nn.Sequential, x: Tensor, start: int = 0) -> Tensor:
@@ -39,35 +39,49 @@ def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
     return plain and type(norm) is nn.BatchNorm2d and norm.running_var is not None
 
 
-def _sources(stack: nn.Sequential, start: int) -> tuple:
-    """What the folded steps are made of, as (identity, version, storage) of every tensor."""
-    layers = list(stack)[start:]
-    key: list = [start]
-    for conv, norm in zip(layers, layers[1:]):
-        if _foldable(conv, norm):
-            for t in (conv.weight, conv.bias, norm.weight, norm.bias, norm.running_mean):
-                key += [None] if t is None else [id(t), t._version, t.data_ptr()]
-            var = norm.running_var
-            key += [id(var), var._version, var.data_ptr(), norm.eps]
+def _pairs(layers: tuple[nn.Module, ...]) -> list[tuple[nn.Module, nn.Module]]:
+    """The foldable conv -> BatchNorm pairs of ``layers``, in order, none overlapping."""
+    pairs, i = [], 0
+    while i + 1 < len(layers):
+        if _foldable(layers[i], layers[i + 1]):
+            pairs.append((layers[i], layers[i + 1]))
+            i += 2
+        else:
+            i += 1
+    return pairs
+
+
+def _versions(pairs: list[tuple[nn.Module, nn.Module]]) -> tuple:
+    """What the folded weights were made of: each tensor's identity, version and storage.
+
+    Read from the modules' own dicts (``nn.Module.__getattr__`` costs more than the check is
+    worth on a call of one image), so a tensor replaced, changed in place or moved is seen.
+    """
+    key: list = []
+    for conv, norm in pairs:
+        params, stats = norm._parameters, norm._buffers
+        tensors = (conv._parameters["weight"], conv._parameters.get("bias"), params.get("weight"))
+        tensors += (params.get("bias"), stats["running_mean"], stats["running_var"])
+        for t in tensors:
+            key += (None,) if t is None else (id(t), t._version, t.data_ptr())
+        key.append(norm.eps)
     return tuple(key)
 
 
 def _folded_steps(stack: nn.Sequential, start: int) -> tuple[Callable[[Tensor], Tensor], ...]:
-    """The stack's layers from ``start`` on, each conv -> BatchNorm pair as one call (cached)."""
-    key = _sources(stack, start)
-    cached = stack.__dict__.get(_CACHE)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    layers, steps, i = list(stack)[start:], [], 0
-    while i < len(layers):
-        if i + 1 < len(layers) and _foldable(layers[i], layers[i + 1]):
-            steps.append(_fold(layers[i], layers[i + 1]))
-            i += 2
-        else:
-            steps.append(layers[i])
-            i += 1
-    stack.__dict__[_CACHE] = (key, tuple(steps))
-    return tuple(steps)
+    """The stack's layers from ``start`` on, each conv -> BatchNorm pair as one call (cached
+    per start, rebuilt when the layers or any tensor folded change)."""
+    layers = tuple(stack._modules.values())[start:]
+    cache = stack.__dict__.setdefault(_CACHE, {})  # start -> (layers, pairs, versions, steps)
+    kept = cache.get(start)
+    if kept is not None and kept[0] == layers and kept[2] == _versions(kept[1]):
+        return kept[3]
+    pairs = _pairs(layers)
+    folded = {id(conv): _fold(conv, norm) for conv, norm in pairs}
+    skipped = {id(norm) for _, norm in pairs}
+    steps = tuple(folded.get(id(layer), layer) for layer in layers if id(layer) not in skipped)
+    cache[start] = (layers, pairs, _versions(pairs), steps)
+    return steps
 
 
 @torch.no_grad()
