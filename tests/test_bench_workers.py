@@ -89,3 +89,40 @@ def test_a_worker_ends_when_its_main_process_is_gone(monkeypatch):
     with pytest.raises(SystemExit):
         workers.exit_with_parent(41, interval=0.0)
     assert ended == [1]
+
+
+
+def test_a_worker_watches_the_main_process_that_started_it(tmp_path, monkeypatch):
+    # The main process's pid travels with the worker's start: a main process killed while its
+    # workers still import torch has re-parented them already, and they must end too (their
+    # parent then is no longer the pid they were given).
+    from genaug.bench.run import workers
+
+    watched = []
+
+    class Thread:
+        def __init__(self, target, args, daemon):
+            watched.append((target, args, daemon))
+
+        def start(self):
+            pass
+
+    monkeypatch.setattr(workers.threading, "Thread", Thread)
+    threads = torch.get_num_threads()
+    try:
+        workers._start_worker(tiny(tmp_path).to_dict(), str(tmp_path), 4242)
+    finally:
+        torch.set_num_threads(threads)
+        workers._WORKER.clear()
+    assert watched == [(workers.exit_with_parent, (4242,), True)]
+    ended = []
+
+    def fake_exit(code):
+        ended.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(workers.os, "getppid", lambda: 1)  # already re-parented
+    monkeypatch.setattr(workers.os, "_exit", fake_exit)
+    with pytest.raises(SystemExit):
+        workers.exit_with_parent(4242, interval=0.0)
+    assert ended == [1]

@@ -73,7 +73,7 @@ def run_in_workers(
         config.workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(config.to_dict(), str(out)),
+        initargs=(config.to_dict(), str(out), os.getpid()),
     ) as pool:
         futures = [pool.submit(_run_task, task) for task in tasks]
         try:
@@ -85,10 +85,12 @@ def run_in_workers(
             raise
 
 
-def _start_worker(config: dict[str, Any], out: str) -> None:
+def _start_worker(config: dict[str, Any], out: str, parent: int) -> None:
     # A main process killed outright (SIGTERM/SIGKILL: no ``with`` exit, no pool shutdown)
     # would leave its workers training runs nobody records, on cores the next bench needs.
-    parent = os.getppid()
+    # ``parent`` is the main process's pid as it sent it, not this process's parent now: a
+    # main process killed while its workers still start (importing torch takes seconds) has
+    # re-parented them already, and they must end too.
     threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(1)
     tune_cpu_allocator()
