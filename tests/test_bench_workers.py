@@ -91,7 +91,6 @@ def test_a_worker_ends_when_its_main_process_is_gone(monkeypatch):
     assert ended == [1]
 
 
-
 def test_a_worker_watches_the_main_process_that_started_it(tmp_path, monkeypatch):
     # The main process's pid travels with the worker's start: a main process killed while its
     # workers still import torch has re-parented them already, and they must end too (their
